@@ -1,0 +1,24 @@
+"""leafrbm: fast Restricted Boltzmann Machines, Deep Belief Networks and Barnes-Hut t-SNE.
+
+The compiled kernels live in the private module ``leafrbm._core``; this package decides
+what is public.
+"""
+
+from ._version import __version__
+from ._blas import load_blas as _load_blas
+
+_load_blas()
+
+from ._config import build_config, show_config  # noqa: E402
+from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
+from .io import load, save  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "BernoulliRBM",
+    "GaussianBernoulliRBM",
+    "build_config",
+    "load",
+    "save",
+    "show_config",
+]

@@ -1,0 +1,43 @@
+"""leafrbm.show_config(): what this build is made of, like numpy.show_config()."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from . import _core
+from ._version import __version__
+
+
+def build_config():
+    """Return a dict of version, compiler, BLAS, OpenMP and SIMD facts of this installation."""
+    config = dict(_core.build_config())
+    config["leafrbm"] = __version__
+    config["python"] = sys.version.split()[0]
+    config["platform"] = platform.platform()
+    import numpy
+
+    config["numpy"] = numpy.__version__
+    return config
+
+
+def show_config(file=None):
+    """Print leafrbm's build and runtime configuration.
+
+    Parameters
+    ----------
+    file : writable text stream, optional
+        Where to print (default: ``sys.stdout``).
+    """
+    config = build_config()
+    order = [
+        "leafrbm", "python", "platform", "numpy", "compiler", "cxx_standard", "blas",
+        "blas_threads_per_kernel_task", "openmp", "openmp_max_threads", "simd_compiled",
+        "simd_runtime", "sanitizers",
+    ]
+    width = max(len(key) for key in order)
+    for key in order:
+        value = config.get(key)
+        if isinstance(value, list):
+            value = " ".join(value) or "none"
+        print(f"{key:<{width}} : {value}", file=file or sys.stdout)
