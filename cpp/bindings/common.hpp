@@ -19,7 +19,7 @@ namespace leafrbm::bindings {
 namespace py = pybind11;
 
 template <class T>
-using Array = py::array_t<T, py::array::c_style>;
+using Array = py::array_t<T, 0>;  // any strides: checked_data() refuses, with a message
 
 /// Checks ndim, C-contiguity, shape (-1 = any) and, for outputs, writeability; returns a pointer.
 template <class T>

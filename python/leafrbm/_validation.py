@@ -18,6 +18,8 @@ __all__ = [
     "check_choice",
     "resolve_n_jobs",
     "seed_from_random_state",
+    "check_random_state",
+    "random_integers",
     "check_finite",
     "check_unit_interval",
     "as_kernel_array",
@@ -109,6 +111,31 @@ def seed_from_random_state(random_state):
         raise ValueError(f"random_state must be in [0, 2**64), got {random_state}")
     # Mix the user's int so that nearby seeds give unrelated streams.
     return int(np.random.SeedSequence(int(random_state)).generate_state(1, dtype=np.uint64)[0])
+
+
+def check_random_state(random_state):
+    """Like sklearn's check_random_state, but also accepts a ``numpy.random.Generator``.
+
+    None → NumPy's global RandomState; int → a new RandomState; RandomState/Generator → itself.
+    """
+    if random_state is None:
+        return np.random.mtrand._rand
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            f"random_state must be None, an int, a numpy RandomState or Generator; got {random_state!r}"
+        )
+    if random_state < 0 or random_state >= 2**32:
+        raise ValueError(f"random_state must be in [0, 2**32), got {random_state}")
+    return np.random.RandomState(int(random_state))
+
+
+def random_integers(rng, high, size):
+    """Integers in [0, high) from a RandomState or a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng.integers(0, high, size)
+    return rng.randint(0, high, size)
 
 
 def check_finite(name, array):

@@ -16,7 +16,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
@@ -25,7 +24,9 @@ from ._validation import (
     check_finite,
     check_float,
     check_int,
+    check_random_state,
     check_unit_interval,
+    random_integers,
     resolve_n_jobs,
     seed_from_random_state,
 )
@@ -378,12 +379,13 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         V = self._kernel_input(X)
         rng = check_random_state(self.random_state)
-        flipped_index = (np.arange(V.shape[0]), rng.randint(0, V.shape[1], V.shape[0]))
+        flipped_index = (np.arange(V.shape[0]), random_integers(rng, V.shape[1], V.shape[0]))
         V_flipped = V.copy()
         V_flipped[flipped_index] = 1 - V_flipped[flipped_index]
         fe = self._free_energy(V)
         fe_flipped = self._free_energy(V_flipped)
-        return -V.shape[1] * np.logaddexp(0, -(fe_flipped - fe))
+        with np.errstate(under="ignore"):  # exp(-huge) -> 0 is the right answer here
+            return -V.shape[1] * np.logaddexp(0, -(fe_flipped - fe))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,93 @@
+"""NumPy reference implementations of the RBM kernels, sharing the kernels' random numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from leafrbm import _core
+
+STREAMS = dict(_core.STREAMS)
+
+
+def uniforms(seed, stream, step, rows, cols, dtype=np.float64, row_offset=0):
+    out = np.empty((rows, cols), dtype=dtype)
+    _core.random_uniform(seed, STREAMS[stream], step, out, row_offset)
+    return out
+
+
+def normals(seed, stream, step, rows, cols, dtype=np.float64):
+    out = np.empty((rows, cols), dtype=dtype)
+    _core.random_normal(seed, STREAMS[stream], step, out)
+    return out
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def hidden_means(W, bh, V):
+    return sigmoid(V @ W.T + bh)
+
+
+def visible_means(W, bv, H, gaussian=False):
+    activation = H @ W + bv
+    return activation if gaussian else sigmoid(activation)
+
+
+def free_energy(W, bh, bv, V, gaussian=False):
+    activation = V @ W.T + bh
+    hidden_term = np.logaddexp(0, activation).sum(axis=1)
+    if gaussian:
+        return 0.5 * ((V - bv) ** 2).sum(axis=1) - hidden_term
+    return -V @ bv - hidden_term
+
+
+def train_epoch(W, bh, bv, X, order, batch_size, *, lr, k=1, persistent=True, chain=None,
+                momentum=0.0, weight_decay=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                sparsity_damping=0.9, velocity=None, activity=None, seed=0, first_batch=0,
+                gaussian=False):
+    """The update rules of leafrbm's train_epoch (see rbm.hpp), written plainly in NumPy."""
+    W, bh, bv = W.copy(), bh.copy(), bv.copy()
+    chain = None if chain is None else chain.copy()
+    vW, vbh, vbv = (np.zeros_like(W), np.zeros_like(bh), np.zeros_like(bv)) if velocity is None else [a.copy() for a in velocity]
+    activity = np.full(len(bh), sparsity_target) if activity is None else activity.copy()
+    n = len(X)
+    for b in range(-(-n // batch_size)):
+        rows = order[b * batch_size:(b + 1) * batch_size]
+        v_pos = X[rows]
+        step = (first_batch + b) << 16
+        h_pos = hidden_means(W, bh, v_pos)
+        if persistent:
+            h = chain
+        else:
+            h = (uniforms(seed, "hidden_positive", step, *h_pos.shape) < h_pos).astype(X.dtype)
+        for s in range(k):
+            v_mean = visible_means(W, bv, h, gaussian)
+            if gaussian:
+                v_neg = v_mean
+            else:
+                v_neg = (uniforms(seed, "visible_chain", step + s, *v_mean.shape) < v_mean).astype(X.dtype)
+            h_neg = hidden_means(W, bh, v_neg)
+            if persistent or s + 1 < k:
+                h = (uniforms(seed, "hidden_chain", step + s, *h_neg.shape) < h_neg).astype(X.dtype)
+        if persistent:
+            chain = h
+        grad_W = h_pos.T @ v_pos / len(v_pos) - h_neg.T @ v_neg / len(v_neg)
+        grad_bh = h_pos.mean(0) - h_neg.mean(0)
+        grad_bv = v_pos.mean(0) - v_neg.mean(0)
+        grad_bh = lr * grad_bh
+        if sparsity_cost > 0:
+            activity = sparsity_damping * activity + (1 - sparsity_damping) * h_pos.mean(0)
+            grad_bh = grad_bh + lr * sparsity_cost * (sparsity_target - activity)
+        if momentum == 0 and weight_decay == 0:
+            W += lr * grad_W
+            bh += grad_bh
+            bv += lr * grad_bv
+        else:
+            vW = momentum * vW - lr * weight_decay * W + lr * grad_W
+            vbh = momentum * vbh + grad_bh
+            vbv = momentum * vbv + lr * grad_bv
+            W += vW
+            bh += vbh
+            bv += vbv
+    return W, bh, bv, chain, (vW, vbh, vbv), activity
