@@ -53,10 +53,24 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+# scikit-learn's own BernoulliRBM is expected to fail these two as well (its
+# PER_ESTIMATOR_XFAIL_CHECKS): score_samples corrupts one random feature per row, as
+# scikit-learn's does, so it is not invariant to row order or subsets.
+_PIPELINE_EXPECTED_FAILURES = {
+    "check_methods_sample_order_invariance": "score_samples is stochastic (pseudo-likelihood), as scikit-learn's",
+    "check_methods_subset_invariance": "score_samples is stochastic (pseudo-likelihood), as scikit-learn's",
+    # A Pipeline fits its steps in place, so the fitted attributes of the RBM step change the
+    # hash of the `steps` parameter; true of every Pipeline, not of the RBM.
+    "check_estimators_overwrite_params": "Pipeline fits its steps in place",
+    "check_dont_overwrite_parameters": "Pipeline fits its steps in place",
+}
+
+
 # The same checks through a MinMaxScaler, so that the data they use is in [0, 1]: this covers
 # the contract of the checks listed above for BernoulliRBM itself.
 @parametrize_with_checks(
-    [make_pipeline(MinMaxScaler(clip=True), BernoulliRBM(n_components=4, n_iter=2, random_state=0))]
+    [make_pipeline(MinMaxScaler(clip=True), BernoulliRBM(n_components=4, n_iter=2, random_state=0))],
+    expected_failed_checks=lambda est: _PIPELINE_EXPECTED_FAILURES,
 )
 def test_sklearn_estimator_checks_on_unit_interval_data(estimator, check):
     check(estimator)

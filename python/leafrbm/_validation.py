@@ -20,6 +20,7 @@ __all__ = [
     "seed_from_random_state",
     "check_random_state",
     "random_integers",
+    "describe_array",
     "check_finite",
     "check_unit_interval",
     "as_kernel_array",
@@ -136,6 +137,14 @@ def random_integers(rng, high, size):
     if isinstance(rng, np.random.Generator):
         return rng.integers(0, high, size)
     return rng.randint(0, high, size)
+
+
+def describe_array(value):
+    """A short description of an array-like for error messages: shape and dtype, or the type."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"(shape {tuple(shape)}, dtype {dtype})"
+    return f"(a {type(value).__name__})"
 
 
 def check_finite(name, array):

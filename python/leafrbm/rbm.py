@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _core
 from ._validation import (
     check_bool,
+    describe_array,
     check_finite,
     check_float,
     check_int,
@@ -95,14 +96,17 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _validate_X(self, X, *, reset, training):
         """Validated, dense, C-contiguous float32/float64 copy-or-view of X (sparse accepted)."""
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=(np.float64, np.float32),
-            ensure_min_samples=1,
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=(np.float64, np.float32),
+                ensure_min_samples=1,
+            )
+        except ValueError as error:
+            raise ValueError(f"X {describe_array(X)}: {error}") from error
         if sp.issparse(X):
             check_finite("X", X.data)
             X = X.toarray()
