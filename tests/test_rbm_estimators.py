@@ -245,3 +245,17 @@ def test_interrupt_leaves_usable_model(binary_digits):
     assert np.isfinite(model.components_).all()
     assert model.transform(X[:5]).shape == (5, 200)
     model.partial_fit(X[:20])  # and training can continue
+
+
+def test_threadpoolctl_limits_do_not_change_results(binary_digits):
+    """threadpoolctl (used inside scikit-learn) reaches our BLAS too; results must not move."""
+    from threadpoolctl import threadpool_limits
+
+    X = binary_digits[:300].astype(np.float32)
+    params = dict(n_components=40, batch_size=20, n_iter=2, random_state=3)
+    reference = BernoulliRBM(**params, n_jobs=1).fit(X).components_
+    for limit in (1, 2, 4):
+        with threadpool_limits(limits=limit):
+            for n_jobs in (1, 2):
+                got = BernoulliRBM(**params, n_jobs=n_jobs).fit(X).components_
+                np.testing.assert_array_equal(got, reference)

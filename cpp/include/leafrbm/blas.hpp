@@ -52,9 +52,13 @@ inline void check_blas_dimension(index_t value, const char* what) {
 }
 
 /// Pins this BLAS to one thread: leafrbm parallelises around it (see parallel.hpp).
+///
+/// Called before every parallel region, not only at import: threadpoolctl (which scikit-learn
+/// uses internally) changes the thread count of every BLAS it finds in the process, ours
+/// included, and two OpenMP threads each running a two-thread sgemm run ten times slower.
 inline void blas_use_single_thread() {
 #if defined(LEAFRBM_SCIPY_OPENBLAS)
-  scipy_openblas_set_num_threads(1);
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
 #endif
 }
 

@@ -22,6 +22,7 @@ namespace leafrbm {
 template <class Body>
 void parallel_for(index_t n_tiles, int n_threads, Body&& body) {
   if (n_tiles <= 0) return;
+  blas_use_single_thread();
   if (n_threads <= 1 || n_tiles == 1) {
     for (index_t tile = 0; tile < n_tiles; ++tile) body(tile);
     return;
