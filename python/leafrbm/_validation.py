@@ -21,6 +21,8 @@ __all__ = [
     "check_random_state",
     "random_integers",
     "describe_array",
+    "check_memory",
+    "available_memory",
     "check_finite",
     "check_unit_interval",
     "as_kernel_array",
@@ -170,3 +172,28 @@ def check_unit_interval(name, array, estimator_name):
 def as_kernel_array(array, dtype):
     """C-contiguous, aligned, owned-or-readonly-OK array of ``dtype`` for the compiled kernels."""
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def available_memory():
+    """Bytes of memory this process can still allocate (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 2**63
+
+
+def check_memory(n_bytes, what):
+    """Raise MemoryError, before allocating, when ``what`` needs more memory than is available."""
+    available = available_memory()
+    if n_bytes > available:
+        raise MemoryError(
+            f"{what} needs {n_bytes / 2**30:.2f} GiB, more than the {available / 2**30:.2f} GiB "
+            "of memory available; use fewer components or samples, or float32"
+        )

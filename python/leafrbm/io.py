@@ -6,11 +6,9 @@ estimators (the layers of a DBN). It loads with ``allow_pickle=False``; a round 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -18,6 +16,10 @@ __all__ = ["save", "load", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _META_KEY = "__leafrbm__"
+
+
+class _NotLeafrbm(Exception):
+    """A readable file that is not (or not yet) a leafrbm model."""
 
 
 def _registry():
@@ -168,25 +170,28 @@ def load(path):
         the message names the file.
     """
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if _META_KEY not in data.files:
-                raise ValueError(f"{path}: not a leafrbm model file (no {_META_KEY} record)")
-            meta = json.loads(str(data[_META_KEY][()]))
-            if meta.get("format") != "leafrbm":
-                raise ValueError(f"{path}: not a leafrbm model file")
-            version = int(meta.get("version", -1))
-            if version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{path}: model file format {version} is newer than this leafrbm supports "
-                    f"({FORMAT_VERSION}); upgrade leafrbm (file written by {meta.get('leafrbm_version')})"
-                )
-            arrays = {key: data[key] for key in data.files if key != _META_KEY}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError, io.UnsupportedOperation) as error:
-        raise ValueError(f"{path}: cannot read leafrbm model file (truncated or corrupted): {error}") from error
+    with open(path, "rb") as stream:  # FileNotFoundError / PermissionError as they are
+        try:
+            with np.load(stream, allow_pickle=False) as data:
+                if _META_KEY not in data.files:
+                    raise _NotLeafrbm(f"{path}: not a leafrbm model file (no {_META_KEY} record)")
+                meta = json.loads(str(data[_META_KEY][()]))
+                if not isinstance(meta, dict) or meta.get("format") != "leafrbm":
+                    raise _NotLeafrbm(f"{path}: not a leafrbm model file")
+                version = int(meta.get("version", -1))
+                if version > FORMAT_VERSION:
+                    raise _NotLeafrbm(
+                        f"{path}: model file format {version} is newer than this leafrbm supports "
+                        f"({FORMAT_VERSION}); upgrade leafrbm (file written by {meta.get('leafrbm_version')})"
+                    )
+                arrays = {key: data[key] for key in data.files if key != _META_KEY}
+        except _NotLeafrbm as error:
+            raise ValueError(str(error)) from None
+        except Exception as error:  # zip, CRC, header, JSON, decompression: all mean "damaged"
+            raise ValueError(
+                f"{path}: cannot read leafrbm model file (truncated or corrupted): {type(error).__name__}: {error}"
+            ) from error
     try:
         return _build(meta["model"], arrays, path)
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path}: corrupted leafrbm model file: {error!r}") from error

@@ -11,6 +11,8 @@ module validates, allocates state and keeps it on the estimator.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 
 import numpy as np
@@ -25,6 +27,7 @@ from ._validation import (
     check_finite,
     check_float,
     check_int,
+    check_memory,
     check_random_state,
     check_unit_interval,
     random_integers,
@@ -35,6 +38,21 @@ from ._validation import (
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
 _STREAMS = dict(_core.STREAMS)
+
+
+def _fingerprint(X):
+    """A digest of the training data, so a checkpoint resumes only on the same data."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((X.shape, X.dtype.str)).encode())
+    digest.update(memoryview(np.ascontiguousarray(X)).cast("B"))
+    return digest.hexdigest()
+
+
+def _safe_json(value, to_json):
+    try:
+        return to_json(value)
+    except TypeError:
+        return None
 
 
 class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -127,6 +145,9 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _initialize(self, X, seed):
         dtype = X.dtype
         n_features = X.shape[1]
+        # Weights, their velocity and the float64 draw behind them.
+        check_memory(self.n_components * n_features * (2 * dtype.itemsize + 8),
+                     f"An RBM with n_components={self.n_components} and {n_features} features")
         rng = np.random.default_rng(seed)
         self.components_ = rng.normal(0.0, 0.01, (self.n_components, n_features)).astype(dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
@@ -151,7 +172,7 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         if self.h_samples_.shape[1] != self.n_components or self.h_samples_.dtype != dtype:
             self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
 
-    def _fit_epochs(self, X, n_epochs, n_threads):
+    def _fit_epochs(self, X, n_epochs, n_threads, checkpoint=None, checkpoint_every=1):
         progress = np.zeros(1, dtype=np.int64)
         n_batches = -(-X.shape[0] // self.batch_size)
         for epoch in range(n_epochs):
@@ -174,6 +195,10 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 # Even when interrupted, the parameters hold every completed minibatch.
                 self.n_batches_seen_ += int(progress[0])
             self.n_epochs_ += 1
+            if checkpoint is not None and (self.n_epochs_ % checkpoint_every == 0 or epoch == n_epochs - 1):
+                from .io import save
+
+                save(self, checkpoint)
             if self.verbose:
                 elapsed = time.perf_counter() - begin
                 score = self.score_samples(X[: min(len(X), 1000)]).mean()
@@ -182,7 +207,7 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     f"time = {elapsed:.2f}s ({n_batches} minibatches)"
                 )
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
         """Fit the model to X with n_iter epochs of CD-k (persistent=False) or PCD-k.
 
         Parameters
@@ -190,6 +215,14 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data (float32 is kept as float32; anything else becomes float64).
         y : Ignored
+        checkpoint : str or os.PathLike, optional
+            A ``.npz`` file that receives the whole training state every ``checkpoint_every``
+            epochs and at the end, written atomically (temporary file, then rename). When the
+            file already exists, training resumes from it: the result is bit-identical to an
+            uninterrupted run with the same parameters, seed and data. A checkpoint written by
+            a model with other parameters or for other data raises ``ValueError``.
+        checkpoint_every : int, default=1
+            Epochs between checkpoints.
 
         Returns
         -------
@@ -201,12 +234,53 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         completed so far and stays usable.
         """
         n_threads = self._check_params()
+        if checkpoint is not None:
+            checkpoint = os.fspath(checkpoint)
+            checkpoint_every = check_int("checkpoint_every", checkpoint_every, low=1)
+            if not checkpoint.endswith(".npz"):
+                checkpoint += ".npz"
         X = self._validate_X(X, reset=True, training=True)
         X = self._prepare_training_data(X, reset=True)
         self.random_state_ = check_random_state(self.random_state)
-        self._initialize(X, seed_from_random_state(self.random_state_))
-        self._fit_epochs(X, self.n_iter, n_threads)
+        seed = seed_from_random_state(self.random_state_)
+        fingerprint = _fingerprint(X) if checkpoint is not None else None
+        if not (checkpoint is not None and self._resume(checkpoint, fingerprint)):
+            self._initialize(X, seed)
+            self._checkpoint_fingerprint = fingerprint
+        self._fit_epochs(X, max(0, self.n_iter - self.n_epochs_), n_threads, checkpoint, checkpoint_every)
         return self
+
+    # Parameters that do not change the training state up to a given epoch.
+    _RESUMABLE_PARAMS = ("verbose", "n_jobs", "n_iter")
+
+    def _resume(self, path, fingerprint):
+        """Load the training state of checkpoint ``path`` into self; False when there is none."""
+        if not os.path.exists(path):
+            return False
+        from .io import _from_json, _json_value, load
+
+        saved = load(path)
+        mine = self.get_params(deep=False)
+        theirs = saved.get_params(deep=False)
+        different = sorted(
+            name for name in mine
+            if name not in self._RESUMABLE_PARAMS and _from_json(_safe_json(mine[name], _json_value)) != theirs.get(name)
+        )
+        if type(saved) is not type(self) or different:
+            detail = f"class {type(saved).__name__}" if type(saved) is not type(self) else f"parameters {different}"
+            raise ValueError(
+                f"checkpoint {path!r} was written by a model with other {detail}; "
+                "delete it or choose another checkpoint path"
+            )
+        if getattr(saved, "_checkpoint_fingerprint", None) != fingerprint:
+            raise ValueError(
+                f"checkpoint {path!r} was written for other training data; "
+                "delete it or choose another checkpoint path"
+            )
+        for name, value in vars(saved).items():
+            if name not in mine:
+                setattr(self, name, value)
+        return True
 
     def partial_fit(self, X, y=None):
         """Fit the model to one chunk of data: one epoch of minibatches of ``batch_size``.
@@ -357,6 +431,8 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         n_samples = check_int("n_samples", n_samples, low=1)
         n_steps = check_int("n_steps", n_steps, low=0)
+        check_memory(3 * n_samples * self.components_.shape[1] * self.components_.dtype.itemsize,
+                     f"sample(n_samples={n_samples})")
         seed = self._draw_seed() if random_state is None else seed_from_random_state(random_state)
         V = self._initial_visible(n_samples, seed)
         means = np.empty_like(V)
