@@ -12,11 +12,13 @@ _load_blas()
 from ._config import build_config, show_config  # noqa: E402
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from .io import load, save  # noqa: E402
+from .leafspace import LeafSpace  # noqa: E402
 
 __all__ = [
     "__version__",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
+    "LeafSpace",
     "build_config",
     "load",
     "save",

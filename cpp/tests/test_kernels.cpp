@@ -1,0 +1,152 @@
+// C++ tests of the header-only core, against naive loops. No framework: each CHECK prints
+// the failing expression and the run exits non-zero. Run under sanitizers by .ci/sanitize.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <vector>
+
+#include "leafrbm/parallel.hpp"
+#include "leafrbm/rbm.hpp"
+#include "leafrbm/rng.hpp"
+
+namespace {
+
+int failures = 0;
+
+#define CHECK(condition)                                                              \
+  do {                                                                                \
+    if (!(condition)) {                                                               \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #condition); \
+      ++failures;                                                                     \
+    }                                                                                 \
+  } while (0)
+
+using namespace leafrbm;
+
+std::vector<float> random_matrix(index_t rows, index_t cols, std::uint64_t seed, float scale) {
+  std::vector<float> out(static_cast<std::size_t>(rows * cols));
+  for (index_t r = 0; r < rows; ++r) {
+    normal_row<float>(seed, Stream(1), 0, static_cast<std::uint64_t>(r), 0, cols, out.data() + r * cols);
+  }
+  for (float& x : out) x *= scale;
+  return out;
+}
+
+void test_rng_ranges_and_tiles() {
+  // A row drawn in one piece equals the same row drawn in uneven pieces (tile independence).
+  const index_t n = 1001;
+  std::vector<float> whole(n), pieces(n);
+  uniform_row<float>(42, Stream(1), 3, 7, 0, n, whole.data());
+  const index_t cuts[] = {0, 5, 6, 64, 333, 1000, 1001};
+  for (int i = 0; i + 1 < 7; ++i) {
+    uniform_row<float>(42, Stream(1), 3, 7, cuts[i], cuts[i + 1], pieces.data() + cuts[i]);
+  }
+  double mean = 0.0;
+  for (index_t i = 0; i < n; ++i) {
+    CHECK(whole[i] == pieces[i]);
+    CHECK(whole[i] >= 0.0f && whole[i] < 1.0f);
+    mean += whole[i];
+  }
+  mean /= n;
+  CHECK(std::fabs(mean - 0.5) < 0.05);
+  std::vector<double> normals(n);
+  normal_row<double>(1, Stream(2), 0, 0, 0, n, normals.data());
+  double m = 0.0, v = 0.0;
+  for (double x : normals) { CHECK(std::isfinite(x)); m += x; }
+  m /= n;
+  for (double x : normals) v += (x - m) * (x - m);
+  v /= n;
+  CHECK(std::fabs(m) < 0.15 && std::fabs(v - 1.0) < 0.2);
+}
+
+void test_gemm_against_naive() {
+  const index_t m = 37, n = 29, k = 53;
+  auto a = random_matrix(m, k, 1, 1.0f), b = random_matrix(n, k, 2, 1.0f);
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  gemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (index_t p = 0; p < k; ++p) s += double(a[i * k + p]) * b[j * k + p];
+      CHECK(std::fabs(s - c[i * n + j]) < 1e-3);
+    }
+}
+
+void test_passes_against_naive_and_thread_counts() {
+  const index_t H = 70, V = 130, N = 150;  // several tiles in both tilings
+  auto W = random_matrix(H, V, 3, 0.1f), bh = random_matrix(1, H, 4, 0.1f), bv = random_matrix(1, V, 5, 0.1f);
+  std::vector<float> visible(static_cast<std::size_t>(N * V));
+  uniform_row<float>(9, Stream(1), 0, 0, 0, N * V, visible.data());
+  for (float& x : visible) x = x < 0.3f ? 1.0f : 0.0f;
+  RBMView<const float> model{W.data(), bh.data(), bv.data(), H, V, VisibleType::bernoulli};
+  std::vector<float> means1(N * H), samples1(N * H), means2(N * H), samples2(N * H);
+  hidden_pass(model, visible.data(), N, means1.data(), samples1.data(), RandomKey{5, Stream(1), 0}, 1);
+  hidden_pass(model, visible.data(), N, means2.data(), samples2.data(), RandomKey{5, Stream(1), 0}, 2);
+  for (index_t r = 0; r < N; ++r)
+    for (index_t j = 0; j < H; ++j) {
+      double a = bh[j];
+      for (index_t i = 0; i < V; ++i) a += double(visible[r * V + i]) * W[j * V + i];
+      const double p = 1.0 / (1.0 + std::exp(-a));
+      CHECK(std::fabs(p - means1[r * H + j]) < 1e-5);
+      CHECK(samples1[r * H + j] == 0.0f || samples1[r * H + j] == 1.0f);
+    }
+  CHECK(means1 == means2);
+  CHECK(samples1 == samples2);
+
+  std::vector<float> vmeans(N * V), vsamples(N * V);
+  visible_pass(model, samples1.data(), N, vmeans.data(), vsamples.data(), RandomKey{5, Stream(1), 1}, 2);
+  for (float x : vmeans) CHECK(x > 0.0f && x < 1.0f);
+  std::vector<float> fe(N);
+  free_energy(model, visible.data(), N, fe.data(), 2);
+  for (index_t r = 0; r < N; ++r) {
+    double e = 0.0;
+    for (index_t i = 0; i < V; ++i) e -= double(visible[r * V + i]) * bv[i];
+    for (index_t j = 0; j < H; ++j) {
+      double a = bh[j];
+      for (index_t i = 0; i < V; ++i) a += double(visible[r * V + i]) * W[j * V + i];
+      e -= std::log1p(std::exp(a));
+    }
+    CHECK(std::fabs(e - fe[r]) < 1e-3 * (1.0 + std::fabs(e)));
+  }
+
+  std::vector<float> chain1(visible), chain2(visible);
+  const index_t done1 = gibbs_chain(model, chain1.data(), N, 5, 11, Stream(1), 0, static_cast<float*>(nullptr), 1, [] { return false; });
+  const index_t done2 = gibbs_chain(model, chain2.data(), N, 5, 11, Stream(1), 0, static_cast<float*>(nullptr), 2, [] { return false; });
+  CHECK(done1 == 5 && done2 == 5);
+  CHECK(chain1 == chain2);
+  int calls = 0;
+  const index_t stopped = gibbs_chain(model, chain1.data(), N, 100, 11, Stream(1), 0, static_cast<float*>(nullptr), 2,
+                                      [&] { return ++calls == 3; });
+  CHECK(stopped == 3);
+}
+
+void test_parallel_for_rethrows() {
+  bool caught = false;
+  try {
+    parallel_for(100, 2, [](index_t t) {
+      if (t == 57) throw std::runtime_error("tile 57");
+    });
+  } catch (const std::runtime_error& error) {
+    caught = std::string(error.what()) == "tile 57";
+  }
+  CHECK(caught);
+  std::vector<int> hits(1000, 0);
+  parallel_for(1000, 2, [&](index_t t) { hits[t] += 1; });
+  for (int h : hits) CHECK(h == 1);
+}
+
+}  // namespace
+
+int main() {
+  test_rng_ranges_and_tiles();
+  test_gemm_against_naive();
+  test_passes_against_naive_and_thread_counts();
+  test_parallel_for_rethrows();
+  if (failures) {
+    std::fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::puts("leafrbm C++ kernel tests: all passed");
+  return 0;
+}
