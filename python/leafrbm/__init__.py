@@ -12,12 +12,14 @@ _load_blas()
 from ._config import build_config, show_config  # noqa: E402
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from .io import load, save  # noqa: E402
+from . import datasets  # noqa: E402
 
 __all__ = [
     "__version__",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
     "build_config",
+    "datasets",
     "load",
     "save",
     "show_config",
