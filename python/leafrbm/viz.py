@@ -445,7 +445,7 @@ def _canvas_positions(points, size, margin, low=None, high=None):
     low = points.min(axis=0) if low is None else np.asarray(low, dtype=np.float64)
     high = points.max(axis=0) if high is None else np.asarray(high, dtype=np.float64)
     span = float(max(high - low))
-    usable = size - 2.0 * margin
+    usable = size - 1.0 - 2.0 * margin  # pixel centres run from 0 to size - 1
     factor = usable / span if span > 0 else 0.0
     offset = margin + 0.5 * (usable - (high - low) * factor)
     x = offset[0] + (points[:, 0] - low[0]) * factor
@@ -495,8 +495,10 @@ def _label_colors(labels, n):
 
 def _resize_grey(image, side):
     """float (H, W) in [0, 1] → uint8 ``side`` x ``side`` (area-averaged down, Lanczos up)."""
-    method = Image.Resampling.BOX if side < max(image.shape) else Image.Resampling.LANCZOS
-    resized = Image.fromarray(image.astype(np.float32)).resize((side, side), method)
+    resized = Image.fromarray(image.astype(np.float32))
+    if image.shape != (side, side):
+        method = Image.Resampling.BOX if side < max(image.shape) else Image.Resampling.LANCZOS
+        resized = resized.resize((side, side), method)
     return Image.fromarray(np.rint(np.clip(np.asarray(resized), 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
@@ -533,7 +535,7 @@ def map_with_thumbnails(embedding, images, image_shape=None, size=1200, thumb=32
     PIL.Image.Image
         Mode ``"RGB"``, white background. Point ``i`` lands at column
         ``m + o_x + (x_i - min x) * f`` and row ``size - 1 - (m + o_y + (y_i - min y) * f)``, where
-        ``m = thumb / 2 + 2`` is the margin, ``f = (size - 2 m) / max(x range, y range)`` and
+        ``m = thumb / 2 + 2`` is the margin, ``f = (size - 1 - 2 m) / max(x range, y range)`` and
         ``o`` centres the shorter range.
     """
     points = _check_embedding(embedding)
