@@ -13,6 +13,7 @@ from ._config import build_config, show_config  # noqa: E402
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from .io import load, save  # noqa: E402
 from .leafspace import LeafSpace  # noqa: E402
+from . import datasets  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -20,6 +21,7 @@ __all__ = [
     "GaussianBernoulliRBM",
     "LeafSpace",
     "build_config",
+    "datasets",
     "load",
     "save",
     "show_config",
