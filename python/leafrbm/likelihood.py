@@ -154,9 +154,11 @@ def log_partition(rbm, method="auto", n_runs=100, betas=None, base_rate=None, ra
         ``float(result)`` is the estimate.
     """
     check_choice("method", method, {"auto", "exact", "ais"})
-    layers = model_layers(rbm, name="rbm")
-    if len(layers) != 1 or layers[0] is not rbm:
+    from .rbm import _BaseRBM
+
+    if not isinstance(rbm, _BaseRBM):
         raise TypeError(f"rbm must be a fitted BernoulliRBM or GaussianBernoulliRBM, got {type(rbm).__name__}")
+    model_layers(rbm, name="rbm")  # raises NotFittedError before fit
     n_hidden, n_visible = rbm.components_.shape
     gaussian = bool(rbm._gaussian)
     enumerable = n_hidden if gaussian else min(n_hidden, n_visible)
