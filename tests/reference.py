@@ -91,3 +91,77 @@ def train_epoch(W, bh, bv, X, order, batch_size, *, lr, k=1, persistent=True, ch
             bh += vbh
             bv += vbv
     return W, bh, bv, chain, (vW, vbh, vbv), activity
+
+
+def stack_chain(layers, V, n_steps, seed, stream, first_step=0, mask=None, gaussian=False, keep_every=1,
+                mean_field_visible=False):
+    """leafrbm's stack chain (inpaint.hpp) in NumPy: up sampling every layer, down, clamp.
+
+    layers: list of (W, bh, bv). Returns (final state, final clamped means, kept frames).
+    """
+    L = len(layers)
+    V = V.copy()
+    observed = V.copy()
+    frames = []
+    visible_mean = None
+    for s in range(n_steps):
+        base = 2 * L * (first_step + s)
+        below = V
+        samples = []
+        for index, (W, bh, _) in enumerate(layers):
+            m = hidden_means(W, bh, below)
+            below = (uniforms(seed, stream, base + 2 * index, *m.shape) < m).astype(V.dtype)
+            samples.append(below)
+        for index in range(L - 1, 0, -1):
+            W, _, bv = layers[index]
+            m = visible_means(W, bv, samples[index])
+            samples[index - 1] = (uniforms(seed, stream, base + 2 * index + 1, *m.shape) < m).astype(V.dtype)
+        W, _, bv = layers[0]
+        visible_mean = visible_means(W, bv, samples[0], gaussian)
+        if mean_field_visible:
+            V = visible_mean.copy()
+        elif gaussian:
+            V = visible_mean + normals(seed, stream, base + 1, *visible_mean.shape)
+        else:
+            V = (uniforms(seed, stream, base + 1, *visible_mean.shape) < visible_mean).astype(V.dtype)
+        if mask is not None:
+            V = np.where(mask, observed, V)
+        if (s + 1) % keep_every == 0:
+            frames.append(visible_mean)
+    final = visible_mean if mask is None else np.where(mask, observed, visible_mean)
+    return V, final, frames
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def ais_log_weights(W, bh, bv, base_bv, betas, n_runs, seed):
+    """AIS from a base-rate model as in ais.hpp, sharing its random numbers; returns (log w, log Z_0)."""
+    H, V = W.shape
+    v = (uniforms(seed, "ais", 0, n_runs, V) < sigmoid(base_bv)).astype(np.float64)
+    log_w = np.zeros(n_runs)
+    K = len(betas) - 1
+    for k in range(1, K + 1):
+        beta, previous = betas[k], betas[k - 1]
+        a = v @ W.T + bh
+        log_w += (beta - previous) * (v @ (bv - base_bv)) + softplus(beta * a).sum(1) - softplus(previous * a).sum(1)
+        if k == K:
+            break
+        h = (uniforms(seed, "ais", 2 * k, n_runs, H) < sigmoid(beta * a)).astype(np.float64)
+        x = (1 - beta) * base_bv + beta * (h @ W + bv)
+        v = (uniforms(seed, "ais", 2 * k + 1, n_runs, V) < sigmoid(x)).astype(np.float64)
+    return log_w, H * np.log(2.0) + softplus(base_bv).sum()
+
+
+def brute_log_partition(W, bh, bv):
+    """log Z of a tiny Bernoulli RBM by enumerating every (v, h) pair."""
+    import itertools
+
+    from scipy.special import logsumexp
+
+    H, V = W.shape
+    hs = np.array(list(itertools.product([0, 1], repeat=H)), dtype=np.float64)
+    vs = np.array(list(itertools.product([0, 1], repeat=V)), dtype=np.float64)
+    log_joint = vs @ W.T @ hs.T + (vs @ bv)[:, None] + (hs @ bh)[None, :]
+    return logsumexp(log_joint)

@@ -11,18 +11,25 @@ _load_blas()
 
 from ._config import build_config, show_config  # noqa: E402
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
+from .dbn import DBN  # noqa: E402
 from .io import load, save  # noqa: E402
 from .leafspace import LeafSpace  # noqa: E402
 from . import datasets  # noqa: E402
+from . import likelihood, occlusion  # noqa: E402
+from .dream import dream  # noqa: E402
 
 __all__ = [
     "__version__",
     "BernoulliRBM",
+    "DBN",
     "GaussianBernoulliRBM",
     "LeafSpace",
     "build_config",
     "datasets",
+    "dream",
+    "likelihood",
     "load",
+    "occlusion",
     "save",
     "show_config",
 ]

@@ -467,6 +467,38 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         with np.errstate(under="ignore"):  # exp(-huge) -> 0 is the right answer here
             return -V.shape[1] * np.logaddexp(0, -(fe_flipped - fe))
 
+    def log_partition(self, method="auto", n_runs=100, betas=None, base_rate=None, random_state=None):
+        """log Z, exactly (enumerating the smaller layer) or by AIS; see
+        :func:`leafrbm.likelihood.log_partition` for the parameters.
+
+        Returns
+        -------
+        LogPartition
+            ``.log_z`` with ``.lower`` / ``.upper`` (±3 standard errors for AIS);
+            ``float(result)`` is the estimate.
+        """
+        from .likelihood import log_partition
+
+        return log_partition(self, method=method, n_runs=n_runs, betas=betas, base_rate=base_rate,
+                             random_state=random_state)
+
+    def log_likelihood(self, X, log_partition=None):
+        """log p(x) = -F(x) - log Z for each row; see :func:`leafrbm.likelihood.log_likelihood`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        log_partition : float, LogPartition or None
+            log Z (None: computed with ``method="auto"`` and X as the AIS base rate).
+
+        Returns
+        -------
+        log_likelihood : ndarray of float64, shape (n_samples,)
+        """
+        from .likelihood import log_likelihood
+
+        return log_likelihood(self, X, log_partition)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True

@@ -1,0 +1,299 @@
+// Partition functions of RBMs: exact enumeration of the smaller layer, and annealed importance
+// sampling (Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks",
+// ICML 2008).
+//
+// AIS anneals from a base-rate model p_A(v) ∝ exp(b_A·v) (no weights, 2^H hidden states) to the
+// RBM B with the unnormalised intermediate distributions
+//   p*_β(v) = exp((1−β) b_A·v + β b_B·v) · Π_j (1 + exp(β (W_j·v + c_j))),   β_0 = 0 < … < β_K = 1,
+// so that log Z_0 = H log 2 + Σ_i softplus(b_A,i). Run r carries log w_r = Σ_k log p*_k(v_k) −
+// log p*_{k−1}(v_k), with v_k drawn by one Gibbs transition that leaves p_{k−1} invariant.
+// Each temperature costs two tiled GEMMs (W·v and Wᵀ·h) with fused passes; log weights are
+// accumulated in double, per (run, column tile), and reduced in a fixed order.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "blas.hpp"
+#include "math.hpp"
+#include "parallel.hpp"
+#include "rbm.hpp"
+#include "rng.hpp"
+
+namespace leafrbm {
+
+namespace detail {
+
+/// exp(x) for x in [-700, 0], written so that GCC vectorises it with SSE2 (no double → int64
+/// conversion): 2^n comes from the low mantissa bits of x·log2(e) + 1.5·2^52. Same range
+/// reduction and degree-13 Taylor polynomial as fast_exp(double).
+inline double exp_nonpositive(double x) {
+  x = x < -700.0 ? -700.0 : x;
+  constexpr double magic = 6755399441055744.0;  // 1.5 · 2^52
+  const double shifted = x * 1.4426950408889634 + magic;
+  const double n = shifted - magic;
+  const double r = (x - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  std::uint64_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  bits = (bits + 1023u) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+/// Σ_j softplus(scale · x_j) in double, as Σ max(v, 0) + log Π (1 + exp(−|v|)): one exp per
+/// element, products over 8 fixed lanes (each factor is in (1, 2]; 64 factors per lane before
+/// a log), so the loop vectorises and the result does not depend on how it is called.
+template <class T>
+inline double softplus_sum(const T* x, index_t n, double scale) {
+  constexpr index_t lanes = 8, run = 64 * lanes;
+  double linear[lanes] = {}, total_log = 0.0;
+  index_t j = 0;
+  for (; j + lanes <= n;) {
+    double product[lanes] = {1, 1, 1, 1, 1, 1, 1, 1};
+    const index_t end = j + std::min(run, (n - j) / lanes * lanes);
+    for (; j < end; j += lanes) {
+      for (index_t l = 0; l < lanes; ++l) {
+        const double value = scale * static_cast<double>(x[j + l]);
+        linear[l] += value > 0.0 ? value : 0.0;
+        product[l] *= 1.0 + exp_nonpositive(value > 0.0 ? -value : value);
+      }
+    }
+    double chunk = 1.0;
+    for (index_t l = 0; l < lanes; ++l) chunk *= product[l];  // <= 2^512
+    total_log += std::log(chunk);
+  }
+  double tail = 1.0;
+  for (; j < n; ++j) {
+    const double value = scale * static_cast<double>(x[j]);
+    linear[0] += value > 0.0 ? value : 0.0;
+    tail *= 1.0 + exp_nonpositive(value > 0.0 ? -value : value);
+  }
+  double sum = total_log + std::log(tail);
+  for (index_t l = 0; l < lanes; ++l) sum += linear[l];
+  return sum;
+}
+
+/// Threads worth using for a loop of `work` multiply-adds per step: below about a million,
+/// the cost of waking a team (and of a busy machine's scheduling) exceeds the work.
+inline int threads_for_work(double work, int n_threads) { return work < 1.0e6 ? 1 : n_threads; }
+
+/// log Σ exp over (max, sum) pairs combined in order.
+struct LogSumExp {
+  double max = -std::numeric_limits<double>::infinity();
+  double sum = 0.0;
+  void add(double value) {
+    if (value <= max) {
+      sum += std::exp(value - max);
+    } else {
+      sum = sum * std::exp(max - value) + 1.0;
+      max = value;
+    }
+  }
+  void merge(const LogSumExp& other) {
+    if (other.sum == 0.0) return;
+    if (other.max <= max) {
+      sum += other.sum * std::exp(other.max - max);
+    } else {
+      sum = sum * std::exp(max - other.max) + other.sum;
+      max = other.max;
+    }
+  }
+  double value() const { return sum == 0.0 ? -std::numeric_limits<double>::infinity() : max + std::log(sum); }
+};
+
+}  // namespace detail
+
+/// Exact log Z of an RBM by enumerating all 2^n states of its smaller layer (n <= 30).
+/// Enumerating the hidden layer works for Bernoulli and Gaussian (unit variance) visibles:
+///   Bernoulli: log Z = logsumexp_h [c·h + Σ_i softplus(b_i + (Wᵀh)_i)]
+///   Gaussian:  log Z = logsumexp_h [c·h + ½‖b + Wᵀh‖² − ½‖b‖²] + (V/2) log 2π
+/// Enumerating the visible layer (Bernoulli only): logsumexp_v [b·v + Σ_j softplus(c_j + W_j·v)].
+/// Work is cut in blocks of 256 states; each block's log-sum-exp is merged in block order.
+template <class T>
+double exact_log_partition(const RBMView<const T>& model, bool enumerate_hidden, int n_threads) {
+  const index_t H = model.n_hidden, V = model.n_visible;
+  const bool gaussian = model.visible_type == VisibleType::gaussian;
+  if (gaussian && !enumerate_hidden)
+    throw std::invalid_argument("exact log Z of a Gaussian RBM enumerates the hidden layer");
+  const index_t n_bits = enumerate_hidden ? H : V;
+  const index_t other = enumerate_hidden ? V : H;
+  if (n_bits > 30) throw std::invalid_argument("exact log Z: the enumerated layer has more than 30 units");
+  const index_t n_states = index_t{1} << n_bits;
+  const Tiling plan{n_states, 256};
+  std::vector<detail::LogSumExp> partial(static_cast<std::size_t>(plan.count()));
+  const T* own_bias = enumerate_hidden ? model.hidden_bias : model.visible_bias;
+  const T* other_bias = enumerate_hidden ? model.visible_bias : model.hidden_bias;
+  double bias_norm = 0.0;
+  if (gaussian)
+    for (index_t i = 0; i < V; ++i) bias_norm += 0.5 * static_cast<double>(model.visible_bias[i]) * model.visible_bias[i];
+  parallel_for(plan.count(), n_threads, [&](index_t t) {
+    const Range block = plan[t];
+    const index_t rows = block.size();
+    std::vector<T> states(static_cast<std::size_t>(rows * n_bits));
+    std::vector<T> activation(static_cast<std::size_t>(rows * other));
+    for (index_t r = 0; r < rows; ++r) {
+      const std::uint64_t code = static_cast<std::uint64_t>(block.begin + r);
+      for (index_t b = 0; b < n_bits; ++b) states[r * n_bits + b] = static_cast<T>((code >> b) & 1u);
+    }
+    // Hidden states: activation = h · W (rows × V); visible states: activation = v · Wᵀ (rows × H).
+    gemm(false, !enumerate_hidden, rows, other, n_bits, T(1), states.data(), n_bits, model.weights, V, T(0), activation.data(), other);
+    detail::LogSumExp lse;
+    for (index_t r = 0; r < rows; ++r) {
+      const T* s = states.data() + r * n_bits;
+      T* a = activation.data() + r * other;
+      double term = 0.0;
+      for (index_t b = 0; b < n_bits; ++b) term += static_cast<double>(s[b]) * own_bias[b];
+      if (gaussian) {
+        double square = 0.0;
+        for (index_t i = 0; i < V; ++i) {
+          const double m = static_cast<double>(a[i]) + other_bias[i];
+          square += m * m;
+        }
+        term += 0.5 * square - bias_norm;
+      } else {
+        for (index_t i = 0; i < other; ++i) a[i] += other_bias[i];
+        term += detail::softplus_sum(a, other, 1.0);
+      }
+      lse.add(term);
+    }
+    partial[t] = lse;
+  });
+  detail::LogSumExp total;
+  for (const auto& p : partial) total.merge(p);
+  double result = total.value();
+  if (gaussian) result += 0.5 * static_cast<double>(V) * std::log(2.0 * 3.14159265358979323846);
+  return result;
+}
+
+/// Annealed importance sampling of a Bernoulli-Bernoulli RBM's log Z.
+/// `base_visible_bias` (n_visible) is b_A; `betas` (n_betas >= 2) rises from 0 to 1.
+/// Writes each run's log weight into log_weights (n_runs) and returns log Z_0 (the base model's).
+/// The caller estimates log Z = log Z_0 + log mean exp(log_weights). Returns the temperatures
+/// done through `done` (fewer than n_betas − 1 when should_stop() returned true).
+template <class T, class StopFn>
+double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias, const double* betas,
+                       index_t n_betas, index_t n_runs, std::uint64_t seed, double* log_weights, index_t* done,
+                       int n_threads, StopFn&& should_stop) {
+  const index_t H = model.n_hidden, V = model.n_visible;
+  if (model.visible_type != VisibleType::bernoulli) throw std::invalid_argument("AIS needs Bernoulli visible units");
+  if (n_betas < 2) throw std::invalid_argument("AIS needs at least two temperatures");
+  if (n_runs < 1) throw std::invalid_argument("AIS needs at least one run");
+  const Stream stream = Stream::ais;
+  n_threads = detail::threads_for_work(static_cast<double>(n_runs) * static_cast<double>(H) * static_cast<double>(V), n_threads);
+  std::vector<T> visible(static_cast<std::size_t>(n_runs * V)), hidden(static_cast<std::size_t>(n_runs * H));
+  std::vector<T> activation(hidden.size()), visible_activation(visible.size());
+  // b_B − b_A for the visible part of the log-weight increments.
+  std::vector<double> bias_difference(static_cast<std::size_t>(V));
+  for (index_t i = 0; i < V; ++i)
+    bias_difference[i] = static_cast<double>(model.visible_bias[i]) - static_cast<double>(base_visible_bias[i]);
+
+  double log_z0 = static_cast<double>(H) * std::log(2.0);
+  for (index_t i = 0; i < V; ++i) log_z0 += softplus(static_cast<double>(base_visible_bias[i]));
+
+  const GemmTiling hidden_plan = GemmTiling::for_shape(n_runs, H);
+  const GemmTiling visible_plan = GemmTiling::for_shape(n_runs, V);
+  const index_t hidden_tiles = hidden_plan.count();
+  // Per (run, hidden tile) partial increments, reduced in tile order after each temperature.
+  std::vector<double> increments(static_cast<std::size_t>(n_runs * hidden_tiles));
+  std::fill(log_weights, log_weights + n_runs, 0.0);
+
+  // v_0 ~ p_A: independent Bernoulli(sigmoid(b_A)).
+  {
+    const Tiling rows{n_runs, 16};
+    parallel_for(rows.count(), n_threads, [&](index_t t) {
+      std::vector<T> uniforms(static_cast<std::size_t>(V));
+      for (index_t r = rows[t].begin; r < rows[t].end; ++r) {
+        uniform_row<T>(seed, stream, 0, static_cast<std::uint64_t>(r), 0, static_cast<std::size_t>(V), uniforms.data());
+        for (index_t i = 0; i < V; ++i)
+          visible[r * V + i] = uniforms[i] < sigmoid(base_visible_bias[i]) ? T(1) : T(0);
+      }
+    });
+  }
+
+  const index_t K = n_betas - 1;
+  index_t k = 1;
+  for (; k <= K; ++k) {
+    const double beta = betas[k], beta_previous = betas[k - 1];
+    const bool transition = k < K;
+    const T beta_t = static_cast<T>(beta);
+    const std::uint64_t step = 2 * static_cast<std::uint64_t>(k);
+    // Hidden side: a = v·Wᵀ + c; increments Σ_j softplus(β a_j) − softplus(β' a_j); h ~ σ(β a).
+    parallel_for(hidden_plan.count(), n_threads, [&](index_t t) {
+      const Range tile = hidden_plan.tiling[t];
+      const Range rows = hidden_plan.by_rows ? tile : Range{0, n_runs};
+      const Range cols = hidden_plan.by_rows ? Range{0, H} : tile;
+      gemm(false, true, rows.size(), cols.size(), V, T(1), visible.data() + rows.begin * V, V,
+           model.weights + cols.begin * V, V, T(0), activation.data() + rows.begin * H + cols.begin, H);
+      std::vector<T> uniforms(static_cast<std::size_t>(cols.size()));
+      const index_t slot = hidden_plan.by_rows ? 0 : t;
+      for (index_t r = rows.begin; r < rows.end; ++r) {
+        T* a = activation.data() + r * H;
+        for (index_t j = cols.begin; j < cols.end; ++j) a[j] += model.hidden_bias[j];
+        double increment = detail::softplus_sum(a + cols.begin, cols.size(), beta) -
+                           detail::softplus_sum(a + cols.begin, cols.size(), beta_previous);
+        if (slot == 0) {
+          double visible_term = 0.0;
+          const T* v = visible.data() + r * V;
+          for (index_t i = 0; i < V; ++i) visible_term += bias_difference[i] * static_cast<double>(v[i]);
+          increment += (beta - beta_previous) * visible_term;
+        }
+        increments[r * hidden_tiles + slot] = increment;
+        if (!transition) continue;
+        uniform_row<T>(seed, stream, step, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
+                       static_cast<std::size_t>(cols.end), uniforms.data());
+        T* h = hidden.data() + r * H;
+        for (index_t j = cols.begin; j < cols.end; ++j)
+          h[j] = uniforms[j - cols.begin] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
+      }
+    });
+    const index_t used_tiles = hidden_plan.by_rows ? 1 : hidden_tiles;
+    for (index_t r = 0; r < n_runs; ++r)
+      for (index_t t = 0; t < used_tiles; ++t) log_weights[r] += increments[r * hidden_tiles + t];
+    if (!transition) break;
+    // Visible side: v ~ σ((1−β) b_A + β (h·W + b_B)).
+    const T one_minus_beta = static_cast<T>(1.0 - beta);
+    parallel_for(visible_plan.count(), n_threads, [&](index_t t) {
+      const Range tile = visible_plan.tiling[t];
+      const Range rows = visible_plan.by_rows ? tile : Range{0, n_runs};
+      const Range cols = visible_plan.by_rows ? Range{0, V} : tile;
+      gemm(false, false, rows.size(), cols.size(), H, T(1), hidden.data() + rows.begin * H, H,
+           model.weights + cols.begin, V, T(0), visible_activation.data() + rows.begin * V + cols.begin, V);
+      std::vector<T> uniforms(static_cast<std::size_t>(cols.size()));
+      for (index_t r = rows.begin; r < rows.end; ++r) {
+        const T* a = visible_activation.data() + r * V;
+        T* v = visible.data() + r * V;
+        uniform_row<T>(seed, stream, step + 1, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
+                       static_cast<std::size_t>(cols.end), uniforms.data());
+        for (index_t i = cols.begin; i < cols.end; ++i) {
+          const T x = one_minus_beta * base_visible_bias[i] + beta_t * (a[i] + model.visible_bias[i]);
+          v[i] = uniforms[i - cols.begin] < sigmoid(x) ? T(1) : T(0);
+        }
+      }
+    });
+    if (should_stop()) break;
+  }
+  *done = std::min(k, K);
+  return log_z0;
+}
+
+}  // namespace leafrbm

@@ -1,0 +1,113 @@
+// Chains through a stack of RBMs (one RBM, or the layers of a DBN): clamped inpainting and
+// free-running "dreams".
+//
+// One step of the chain, for layers 0 .. L-1 (layer 0 sees the pixels):
+//   up:    h_1 ~ p(h_1 | v), h_2 ~ p(h_2 | h_1), ..., h_L ~ p(h_L | h_{L-1})
+//   down:  h_{L-1} ~ p(h_{L-1} | h_L), ..., v ~ p(v | h_1)     (the top pair is one Gibbs step)
+//   clamp: v_i = observed_i wherever mask_i = 1
+// With L = 1 this is the RBM's block Gibbs step v → h → v. Every step is 2·L tiled GEMMs with
+// fused sampling passes (rbm.hpp); the chain never leaves C++.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "parallel.hpp"
+#include "rbm.hpp"
+#include "rng.hpp"
+
+namespace leafrbm {
+
+/// Options of stack_chain. Pointers may be null where documented.
+template <class T>
+struct StackChainOptions {
+  const std::uint8_t* clamp_mask = nullptr;  // n_rows × n_visible, 1 = observed (clamped); null: free chain
+  T* final_means = nullptr;                  // n_rows × n_visible: visible means of the last step (clamped)
+  T* frames = nullptr;                       // n_frames × n_rows × n_visible: visible means every keep_every steps
+  index_t keep_every = 1;
+  bool mean_field_visible = false;           // feed the visible means (not samples) to the next step
+};
+
+/// Runs n_steps of the stack chain in place on `visible` (n_rows × layers[0].n_visible), which
+/// holds the observed values where clamped. RNG: step s, layer l uses (seed, stream,
+/// 2·L·(first_step + s) + 2·l) going up and + 2·l + 1 coming down. Returns the steps completed
+/// (fewer when should_stop() returned true; it is asked after each step).
+template <class T, class StopFn>
+index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, index_t n_rows, index_t n_steps,
+                    std::uint64_t seed, Stream stream, std::uint64_t first_step, const StackChainOptions<T>& options,
+                    int n_threads, StopFn&& should_stop) {
+  const index_t L = static_cast<index_t>(layers.size());
+  if (L < 1) throw std::invalid_argument("stack_chain: needs at least one layer");
+  for (index_t l = 1; l < L; ++l) {
+    if (layers[l].n_visible != layers[l - 1].n_hidden)
+      throw std::invalid_argument("stack_chain: layer sizes do not chain");
+    if (layers[l].visible_type != VisibleType::bernoulli)
+      throw std::invalid_argument("stack_chain: layers above the first must have Bernoulli visibles");
+  }
+  if (options.keep_every < 1) throw std::invalid_argument("stack_chain: keep_every must be >= 1");
+  const index_t V = layers[0].n_visible;
+  double work = 0.0;
+  for (const auto& layer : layers) work += static_cast<double>(n_rows) * layer.n_hidden * layer.n_visible;
+  // Below about a million multiply-adds per step, one thread beats waking a team.
+  if (work < 1.0e6) n_threads = 1;
+  const std::size_t pixels = static_cast<std::size_t>(n_rows * V);
+
+  // states[l]: binary samples of layer l's hidden units; means buffers per layer.
+  std::vector<std::vector<T>> hidden_samples(static_cast<std::size_t>(L)), hidden_means(static_cast<std::size_t>(L));
+  for (index_t l = 0; l < L; ++l) {
+    hidden_samples[l].resize(static_cast<std::size_t>(n_rows * layers[l].n_hidden));
+    hidden_means[l].resize(hidden_samples[l].size());
+  }
+  std::vector<T> visible_means(pixels);
+  std::vector<T> observed;
+  if (options.clamp_mask) observed.assign(visible, visible + pixels);
+  const Tiling row_plan{n_rows, 16};
+
+  // Re-imposes the observed pixels on `target` (and keeps the rest).
+  auto clamp = [&](T* target) {
+    if (!options.clamp_mask) return;
+    parallel_for(row_plan.count(), n_threads, [&](index_t t) {
+      const Range rows = row_plan[t];
+      for (index_t i = rows.begin * V; i < rows.end * V; ++i)
+        target[i] = options.clamp_mask[i] ? observed[i] : target[i];
+    });
+  };
+
+  const std::uint64_t per_step = 2 * static_cast<std::uint64_t>(L);
+  for (index_t s = 0; s < n_steps; ++s) {
+    const std::uint64_t base = per_step * (first_step + static_cast<std::uint64_t>(s));
+    // Up: sample every hidden layer given the one below.
+    const T* below = visible;
+    for (index_t l = 0; l < L; ++l) {
+      hidden_pass(layers[l], below, n_rows, hidden_means[l].data(), hidden_samples[l].data(),
+                  RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l)}, n_threads);
+      below = hidden_samples[l].data();
+    }
+    // Down: sample every layer given the one above; the top pair completes one Gibbs step.
+    for (index_t l = L - 1; l >= 1; --l) {
+      visible_pass(layers[l], hidden_samples[l].data(), n_rows, hidden_means[l - 1].data(),
+                   hidden_samples[l - 1].data(), RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l) + 1},
+                   n_threads);
+    }
+    visible_pass(layers[0], hidden_samples[0].data(), n_rows, visible_means.data(),
+                 options.mean_field_visible ? static_cast<T*>(nullptr) : visible, RandomKey{seed, stream, base + 1},
+                 n_threads);
+    if (options.mean_field_visible) std::copy(visible_means.begin(), visible_means.end(), visible);
+    clamp(visible);
+    if (options.frames && (s + 1) % options.keep_every == 0) {
+      T* frame = options.frames + static_cast<std::size_t>((s + 1) / options.keep_every - 1) * pixels;
+      std::copy(visible_means.begin(), visible_means.end(), frame);
+    }
+    const bool last = s + 1 == n_steps;
+    const bool stop = !last && should_stop();
+    if ((last || stop) && options.final_means) {
+      std::copy(visible_means.begin(), visible_means.end(), options.final_means);
+      clamp(options.final_means);
+    }
+    if (stop) return s + 1;
+  }
+  return n_steps;
+}
+
+}  // namespace leafrbm
