@@ -9,6 +9,7 @@ namespace leafrbm::bindings {
 void register_config(py::module_& m);
 void register_random(py::module_& m);
 void register_rbm(py::module_& m);
+void register_tsne(py::module_& m);
 }  // namespace leafrbm::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   leafrbm::bindings::register_config(m);
   leafrbm::bindings::register_random(m);
   leafrbm::bindings::register_rbm(m);
+  leafrbm::bindings::register_tsne(m);
 }
