@@ -29,6 +29,13 @@ tsne::Kernel kernel_for(double dof) {
   return {dof};
 }
 
+void check_dim(int dim, bool exact) {
+  if (dim < 1 || dim > 8) throw py::value_error("embedding: n_components must be in [1, 8], got " + std::to_string(dim));
+  if (!exact && dim != 2) {
+    throw py::value_error("embedding: the Barnes-Hut kernel needs n_components == 2, got " + std::to_string(dim));
+  }
+}
+
 template <class T>
 void knn_py(Array<T> reference, std::optional<Array<T>> query, index_t k, I64 out_indices, Array<float> out_sqdist,
             int n_threads) {
@@ -76,23 +83,27 @@ py::tuple symmetrize_py(I64 neighbors, Array<double> conditional_p) {
 
 double gradient_py(Array<double> embedding, I64 indptr, I64 indices, Array<double> data, double exaggeration,
                    double dof, double angle, bool exact, bool compute_error, Array<double> out, int n_threads) {
-  const double* y = checked_data(embedding, "embedding", {-1, 2}, false);
+  const double* y = checked_data(embedding, "embedding", {-1, -1}, false);
   const index_t n = embedding.shape(0);
+  const int dim = static_cast<int>(embedding.shape(1));
+  check_dim(dim, exact);
   const auto p = csr_view(indptr, indices, data, n, n);
-  double* grad = checked_data(out, "out", {n, 2}, true);
+  double* grad = checked_data(out, "out", {n, dim}, true);
   const auto kernel = kernel_for(dof);
   py::gil_scoped_release release;
   tsne::GradientWorkspace ws;
-  return tsne::gradient(y, p, exaggeration, kernel, angle, exact, compute_error, grad, ws, resolve_threads(n_threads));
+  return tsne::gradient(y, dim, p, exaggeration, kernel, angle, exact, compute_error, grad, ws, resolve_threads(n_threads));
 }
 
 double kl_exact_py(Array<double> embedding, I64 indptr, I64 indices, Array<double> data, double dof, int n_threads) {
-  const double* y = checked_data(embedding, "embedding", {-1, 2}, false);
+  const double* y = checked_data(embedding, "embedding", {-1, -1}, false);
   const index_t n = embedding.shape(0);
+  const int dim = static_cast<int>(embedding.shape(1));
+  check_dim(dim, true);
   const auto p = csr_view(indptr, indices, data, n, n);
   const auto kernel = kernel_for(dof);
   py::gil_scoped_release release;
-  return tsne::kl_divergence_exact(y, p, kernel, resolve_threads(n_threads));
+  return tsne::kl_divergence_exact(y, dim, p, kernel, resolve_threads(n_threads));
 }
 
 /// Runs one chunk of the optimiser. state = [best_error, best_iter] (float64, updated in place).
@@ -101,11 +112,13 @@ py::tuple optimize_py(Array<double> embedding, Array<double> update, Array<doubl
                       index_t max_iter, double momentum, double learning_rate, double exaggeration, double dof,
                       double angle, bool exact, index_t n_iter_without_progress, double min_grad_norm,
                       int n_threads) {
-  double* y = checked_data(embedding, "embedding", {-1, 2}, true);
+  double* y = checked_data(embedding, "embedding", {-1, -1}, true);
   const index_t n = embedding.shape(0);
+  const int dim = static_cast<int>(embedding.shape(1));
+  check_dim(dim, exact);
   const auto p = csr_view(indptr, indices, data, n, n);
-  double* upd = checked_data(update, "update", {n, 2}, true);
-  double* gn = checked_data(gains, "gains", {n, 2}, true);
+  double* upd = checked_data(update, "update", {n, dim}, true);
+  double* gn = checked_data(gains, "gains", {n, dim}, true);
   double* st = checked_data(state, "state", {2}, true);
   const auto kernel = kernel_for(dof);
   if (first_iter < 0 || stop_iter < first_iter) throw py::value_error("need 0 <= first_iter <= stop_iter");
@@ -124,7 +137,7 @@ py::tuple optimize_py(Array<double> embedding, Array<double> update, Array<doubl
   {
     py::gil_scoped_release release;
     tsne::GradientWorkspace ws;
-    result = tsne::optimize_chunk(y, p, kernel, opt, config, first_iter, stop_iter, ws, resolve_threads(n_threads),
+    result = tsne::optimize_chunk(y, dim, p, kernel, opt, config, first_iter, stop_iter, ws, resolve_threads(n_threads),
                                   [&] { return check(); });
   }
   st[0] = opt.best_error;

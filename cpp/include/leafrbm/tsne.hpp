@@ -559,28 +559,33 @@ inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, dou
   return sum_z;
 }
 
-/// Exact repulsion, O(n²), in double. Same outputs as bh_repulsion.
-inline double exact_repulsion(const double* y, index_t n, const Kernel& kernel, double* rep, std::vector<double>& row_z,
-                              int n_threads) {
+/// Exact repulsion, O(n²), in double, for any dimension: rep (n×dim) = Σ_j w u (y_i - y_j);
+/// returns Z = Σ_{i≠j} w_ij (per-row partials summed in row order).
+inline double exact_repulsion(const double* y, index_t n, int dim, const Kernel& kernel, double* rep,
+                              std::vector<double>& row_z, int n_threads) {
   row_z.assign(n, 0.0);
   const Tiling rows{n, 32};
   const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   parallel_for(rows.count(), n_threads, [&](index_t tile) {
     const Range r = rows[tile];
+    double f[8];
     for (index_t i = r.begin; i < r.end; ++i) {
-      double z = 0, fx = 0, fy = 0;
+      double z = 0;
+      for (int c = 0; c < dim; ++c) f[c] = 0;
       for (index_t j = 0; j < n; ++j) {
         if (j == i) continue;
-        const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-        const double u = 1.0 / (1.0 + (dx * dx + dy * dy) * inv_dof);
+        double d2 = 0;
+        for (int c = 0; c < dim; ++c) {
+          const double diff = y[dim * i + c] - y[dim * j + c];
+          d2 += diff * diff;
+        }
+        const double u = 1.0 / (1.0 + d2 * inv_dof);
         const double w = kernel.cauchy() ? u : std::pow(u, exponent);
         z += w;
-        fx += w * u * dx;
-        fy += w * u * dy;
+        for (int c = 0; c < dim; ++c) f[c] += w * u * (y[dim * i + c] - y[dim * j + c]);
       }
       row_z[i] = z;
-      rep[2 * i] = fx;
-      rep[2 * i + 1] = fy;
+      for (int c = 0; c < dim; ++c) rep[dim * i + c] = f[c];
     }
   });
   double sum_z = 0.0;
@@ -588,15 +593,18 @@ inline double exact_repulsion(const double* y, index_t n, const Kernel& kernel, 
   return sum_z;
 }
 
-/// Gradient of KL(exaggeration·P ‖ Q) for a 2-D embedding y (n×2): attraction over the CSR rows
-/// of P, repulsion by Barnes-Hut (exact = false) or exactly. Returns the KL divergence
-/// Σ p log(p / q) over the non-zeros of P (p exaggerated, as scikit-learn reports it) when
-/// compute_error, else 0.
-inline double gradient(const double* y, const CsrView& p, double exaggeration, const Kernel& kernel, double angle,
-                       bool exact, bool compute_error, double* grad, GradientWorkspace& ws, int n_threads) {
+/// Gradient of KL(exaggeration·P ‖ Q) for an embedding y (n×dim): attraction over the CSR rows
+/// of P, repulsion by Barnes-Hut (exact = false; dim must be 2) or exactly. Returns the KL
+/// divergence Σ p log(p / q) over the non-zeros of P (p exaggerated, as scikit-learn reports it)
+/// when compute_error, else 0.
+inline double gradient(const double* y, int dim, const CsrView& p, double exaggeration, const Kernel& kernel,
+                       double angle, bool exact, bool compute_error, double* grad, GradientWorkspace& ws,
+                       int n_threads) {
   const index_t n = p.n_rows;
+  if (dim < 1 || dim > 8) throw std::invalid_argument("gradient: dim must be in [1, 8]");
+  if (!exact && dim != 2) throw std::invalid_argument("gradient: Barnes-Hut needs dim == 2");
   // grad temporarily holds the repulsive sums.
-  const double sum_z = exact ? exact_repulsion(y, n, kernel, grad, ws.rep_z, n_threads)
+  const double sum_z = exact ? exact_repulsion(y, n, dim, kernel, grad, ws.rep_z, n_threads)
                              : bh_repulsion(y, n, kernel, angle, ws, grad, n_threads);
   const double inv_z = 1.0 / sum_z;
   const double factor = kernel.gradient_factor();
@@ -606,24 +614,25 @@ inline double gradient(const double* y, const CsrView& p, double exaggeration, c
   const Tiling rows{n, 256};
   parallel_for(rows.count(), n_threads, [&](index_t tile) {
     const Range r = rows[tile];
+    double a[8];
     for (index_t i = r.begin; i < r.end; ++i) {
-      const double yx = y[2 * i], yy = y[2 * i + 1];
-      double ax = 0, ay = 0, kl = 0;
+      const double* yi = y + dim * i;
+      double kl = 0;
+      for (int c = 0; c < dim; ++c) a[c] = 0;
       for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-        const std::int64_t j = p.indices[e];
-        const double dx = yx - y[2 * j], dy = yy - y[2 * j + 1];
-        const double u = 1.0 / (1.0 + (dx * dx + dy * dy) * inv_dof);
+        const double* yj = y + dim * p.indices[e];
+        double d2 = 0;
+        for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+        const double u = 1.0 / (1.0 + d2 * inv_dof);
         const double pij = exaggeration * p.data[e];
-        ax += pij * u * dx;
-        ay += pij * u * dy;
+        for (int c = 0; c < dim; ++c) a[c] += pij * u * (yi[c] - yj[c]);
         if (compute_error) {
           const double w = kernel.cauchy() ? u : std::pow(u, exponent);
           const double q = w * inv_z;
           kl += pij * std::log(std::max(pij, float_tiny) / std::max(q, float_tiny));
         }
       }
-      grad[2 * i] = factor * (ax - grad[2 * i] * inv_z);
-      grad[2 * i + 1] = factor * (ay - grad[2 * i + 1] * inv_z);
+      for (int c = 0; c < dim; ++c) grad[dim * i + c] = factor * (a[c] - grad[dim * i + c] * inv_z);
       if (compute_error) ws.row_kl[i] = kl;
     }
   });
@@ -634,10 +643,10 @@ inline double gradient(const double* y, const CsrView& p, double exaggeration, c
 }
 
 /// Exact KL(P ‖ Q) with Q over all n² pairs (for evaluation): Σ p log p − Σ p log w + log Z · Σ p.
-inline double kl_divergence_exact(const double* y, const CsrView& p, const Kernel& kernel, int n_threads) {
+inline double kl_divergence_exact(const double* y, int dim, const CsrView& p, const Kernel& kernel, int n_threads) {
   const index_t n = p.n_rows;
-  std::vector<double> rep(2 * n), row_z;
-  const double sum_z = exact_repulsion(y, n, kernel, rep.data(), row_z, n_threads);
+  std::vector<double> rep(static_cast<size_t>(dim * n)), row_z;
+  const double sum_z = exact_repulsion(y, n, dim, kernel, rep.data(), row_z, n_threads);
   const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   std::vector<double> row_kl(n, 0.0), row_p(n, 0.0);
   const Tiling rows{n, 256};
@@ -649,8 +658,9 @@ inline double kl_divergence_exact(const double* y, const CsrView& p, const Kerne
         const double pij = p.data[e];
         if (!(pij > 0)) continue;
         const std::int64_t j = p.indices[e];
-        const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-        const double u = 1.0 / (1.0 + (dx * dx + dy * dy) * inv_dof);
+        double d2 = 0;
+        for (int c = 0; c < dim; ++c) d2 += (y[dim * i + c] - y[dim * j + c]) * (y[dim * i + c] - y[dim * j + c]);
+        const double u = 1.0 / (1.0 + d2 * inv_dof);
         const double log_w = kernel.cauchy() ? std::log(u) : exponent * std::log(u);
         kl += pij * (std::log(pij) - log_w);
         total += pij;
@@ -708,21 +718,21 @@ struct ChunkResult {
 /// min_gain; update = momentum·update − learning_rate·gains·grad. Every n_iter_check iterations
 /// (and at the phase's last), the error is computed and the stopping rules applied.
 template <class Interrupt>
-ChunkResult optimize_chunk(double* y, const CsrView& p, const Kernel& kernel, OptimizerState& state,
+ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
                            const OptimizerConfig& config, index_t first_iter, index_t stop_iter, GradientWorkspace& ws,
                            int n_threads, Interrupt&& interrupted) {
   const index_t n = p.n_rows;
-  std::vector<double> grad(2 * n);
+  std::vector<double> grad(static_cast<size_t>(dim * n));
   ChunkResult result{first_iter - 1, std::numeric_limits<double>::quiet_NaN(), 0.0, StopReason::running};
   const index_t end = std::min(stop_iter, config.max_iter);
   for (index_t it = first_iter; it < end; ++it) {
     const bool check = (it + 1) % config.n_iter_check == 0;
     const bool last = it == config.max_iter - 1;
     const bool compute_error = check || last || (config.error_at_chunk_end && it == end - 1);
-    const double error = gradient(y, p, config.exaggeration, kernel, config.angle, config.exact, compute_error,
+    const double error = gradient(y, dim, p, config.exaggeration, kernel, config.angle, config.exact, compute_error,
                                   grad.data(), ws, n_threads);
     double norm2 = 0.0;
-    for (index_t c = 0; c < 2 * n; ++c) {
+    for (index_t c = 0; c < dim * n; ++c) {
       double& gain = state.gains[c];
       double& upd = state.update[c];
       gain = (upd * grad[c] < 0.0) ? gain + 0.2 : gain * 0.8;
