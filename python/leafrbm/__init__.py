@@ -12,6 +12,7 @@ _load_blas()
 from ._config import build_config, show_config  # noqa: E402
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from .io import load, save  # noqa: E402
+from .tsne import TSNE  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -21,4 +22,5 @@ __all__ = [
     "load",
     "save",
     "show_config",
+    "TSNE",
 ]
