@@ -10,6 +10,7 @@ void register_config(py::module_& m);
 void register_random(py::module_& m);
 void register_rbm(py::module_& m);
 void register_dbn(py::module_& m);
+void register_tsne(py::module_& m);
 }  // namespace leafrbm::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   leafrbm::bindings::register_random(m);
   leafrbm::bindings::register_rbm(m);
   leafrbm::bindings::register_dbn(m);
+  leafrbm::bindings::register_tsne(m);
 }

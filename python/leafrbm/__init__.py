@@ -17,6 +17,7 @@ from .leafspace import LeafSpace  # noqa: E402
 from . import datasets  # noqa: E402
 from . import likelihood, occlusion  # noqa: E402
 from .dream import dream  # noqa: E402
+from .tsne import TSNE  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -32,4 +33,5 @@ __all__ = [
     "occlusion",
     "save",
     "show_config",
+    "TSNE",
 ]
