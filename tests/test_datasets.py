@@ -146,6 +146,7 @@ def leaf_folder(tmp_path, five_leaves):
     Image.fromarray(leaves[3]).save(tmp_path / "a_leaf.bmp")
     Image.fromarray(leaves[4]).save(tmp_path / "b_leaf.gif")
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "._1.png").write_bytes(b"macOS metadata, hidden: ignored")
     order = ["1.png", "2.png", "10.jpg", "a_leaf.bmp", "b_leaf.gif"]
     originals = leaves[[2, 0, 1, 3, 4]]
     return tmp_path, order, originals

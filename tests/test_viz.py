@@ -86,6 +86,8 @@ def test_save_tiles_round_trip(tmp_path):
         (np.zeros((2, 4)), {"scale": 0}, "scale"),
         (np.zeros((2, 4)), {"padding": -1}, "padding"),
         (np.zeros((2, 4)), {"image_shape": (2,)}, "image_shape"),
+        (np.zeros((2, 4)), {"image_shape": (2.0, 2)}, "image_shape"),
+        (np.zeros((2, 4)), {"image_shape": (0, 4)}, "image_shape"),
     ],
 )
 def test_tile_bad_input(images, kwargs, match):
@@ -266,7 +268,7 @@ def test_map_thumbnails_never_overlap():
     assert close.sum() == len(placed)  # only each square with itself
     # every point left out would have overlapped a placed one
     rest = np.setdiff1d(np.arange(300), placed)
-    clash = (np.abs(positions[rest, None, 0] - p[None, :, 0]) < 20) & (np.abs(positions[rest, None, 1] - p[None, :, 1]) < 20)
+    clash = (np.abs(positions[rest, None, :] - p[None, :, :]) < 20).all(axis=2)
     assert clash.any(axis=1).all()
     assert len(viz._place_thumbnails(positions, 20, np.arange(300), 5)) == 5
 

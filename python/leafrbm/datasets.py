@@ -323,7 +323,8 @@ def load_leaf_images(path, size=64, labels=None, on_error="raise"):
     ----------
     path : str or path-like
         A folder (its image files, not sub-folders, read in natural sort order: ``2.png`` before
-        ``10.png``; files whose ending is not in :data:`IMAGE_EXTENSIONS` are ignored), or an
+        ``10.png``; hidden files and files whose ending is not in :data:`IMAGE_EXTENSIONS` are
+        ignored), or an
         ``.npz`` file with an ``images`` or ``X`` array (N x H x W, or N x D with D a square;
         uint8, or floats in [0, 1]) and optionally labels in ``species``, ``labels`` or ``y``.
     size : int, default=64
@@ -366,7 +367,8 @@ def _natural_key(name):
 
 def _load_folder(folder, size, labels, on_error):
     files = sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+        (f for f in folder.iterdir()
+         if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS),
         key=lambda f: _natural_key(f.name),
     )
     if not files:
@@ -513,7 +515,8 @@ def _load_npz(file, size, on_error):
         side = math.isqrt(images.shape[1])
         if side * side != images.shape[1]:
             raise ValueError(
-                f"{key!r} in {str(file)!r} has shape {images.shape}: rows of {images.shape[1]} values are not square images"
+                f"{key!r} in {str(file)!r} has shape {images.shape}: "
+                f"rows of {images.shape[1]} values are not square images"
             )
         images = images.reshape(len(images), side, side)
     if images.ndim != 3 or images.shape[0] == 0:
