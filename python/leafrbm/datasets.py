@@ -130,6 +130,7 @@ def _draw_species(rng, n):
         "palmate_sinus_round": rng.uniform(0.0, 1.0, n) < 0.5,
         "palmate_tip": u(0.45, 1.4),
         "palmate_base_depth": u(0.75, 1.0),
+        "palmate_base_round": u(1.0, 2.5),
         "palmate_width": u(0.85, 1.25),
         # margin
         "teeth": np.where(rng.uniform(0.0, 1.0, n) < 0.35, _NO_TEETH, random_integers(rng, 3, n) + 1),
@@ -220,7 +221,7 @@ def _lamina_palmate(leaf):
     r = length * (1.0 - leaf["palmate_depth"] * sinus)
     # Below the outermost lobes, the margin runs down to the petiole (deep notch when depth -> 1).
     v = np.clip((np.abs(theta) - spread) / (np.pi - spread), 0.0, 1.0)
-    r_base = lengths[0] * (1.0 - leaf["palmate_base_depth"] * np.sin(0.5 * np.pi * v) ** 0.8)
+    r_base = lengths[0] * (1.0 - leaf["palmate_base_depth"] * np.sin(0.5 * np.pi * v) ** leaf["palmate_base_round"])
     r = np.where(inside, r, r_base)
     x = r * np.sin(theta) * leaf["palmate_width"]
     y = r * np.cos(theta)
