@@ -128,7 +128,7 @@ def _draw_species(rng, n):
         "palmate_decay": u(0.1, 0.5),
         "palmate_depth": u(0.25, 0.75),
         "palmate_sinus_round": rng.uniform(0.0, 1.0, n) < 0.5,
-        "palmate_tip": u(0.45, 1.4),
+        "palmate_tip": u(0.45, 1.05),
         "palmate_base_depth": u(0.75, 1.0),
         "palmate_base_round": u(1.0, 2.5),
         "palmate_width": u(0.85, 1.25),
@@ -205,27 +205,38 @@ def _lamina_simple(leaf):
 def _lamina_palmate(leaf):
     """Outline of a palmately lobed leaf in polar form around the petiole's attachment point."""
     theta = np.linspace(-np.pi, np.pi, 1440, endpoint=False)  # 0 points to the apex
+    angle = np.abs(theta)
     n_lobes = int(leaf["palmate_lobes"])
     spread = min(float(leaf["palmate_spread"]), np.deg2rad(150.0))
     centres = np.linspace(-spread, spread, n_lobes)
     lengths = 1.0 - leaf["palmate_decay"] * (np.abs(centres) / spread) ** 1.5
     gap = centres[1] - centres[0]
-    inside = np.abs(theta) <= spread
+    depth = leaf["palmate_depth"]
+    k = 2.0 if leaf["palmate_sinus_round"] else 1.0
+
+    def sinus(u):
+        # 0 at a lobe tip (u = 0 or 1), 1 mid-way; pointed tips for exponent < 1, sinus round or sharp
+        return (1.0 - np.abs(1.0 - 2.0 * u) ** k) ** leaf["palmate_tip"]
+
     position = np.clip((theta + spread) / gap, 0.0, n_lobes - 1 - 1e-9)
     index = position.astype(np.int64)
     u = position - index
     length = lengths[index] * (1.0 - u) + lengths[np.minimum(index + 1, n_lobes - 1)] * u
-    # Sinus profile: 0 at lobe tips, 1 mid-way; tips pointed for exponent < 1, sinus round or sharp.
-    k = 2.0 if leaf["palmate_sinus_round"] else 1.0
-    sinus = (1.0 - np.abs(1.0 - 2.0 * u) ** k) ** leaf["palmate_tip"]
-    r = length * (1.0 - leaf["palmate_depth"] * sinus)
-    # Below the outermost lobes, the margin runs down to the petiole (deep notch when depth -> 1).
-    v = np.clip((np.abs(theta) - spread) / (np.pi - spread), 0.0, 1.0)
-    r_base = lengths[0] * (1.0 - leaf["palmate_base_depth"] * np.sin(0.5 * np.pi * v) ** leaf["palmate_base_round"])
-    r = np.where(inside, r, r_base)
+    r = length * (1.0 - depth * sinus(u))
+    # Beyond the outermost lobes: the lobe's other flank down to sinus level (half a gap) ...
+    flank = np.clip((angle - spread) / gap, 0.0, 0.5)
+    r = np.where(angle > spread, lengths[0] * (1.0 - depth * sinus(flank)), r)
+    # ... then a rounded base running in to the petiole (a deep notch when the base depth is 1).
+    start = spread + 0.5 * gap
+    if start < np.pi:
+        sinus_level = lengths[0] * (1.0 - depth)
+        petiole_level = min(sinus_level, lengths[0] * (1.0 - leaf["palmate_base_depth"]))
+        v = np.clip((angle - start) / (np.pi - start), 0.0, 1.0)
+        base = sinus_level + (petiole_level - sinus_level) * np.sin(0.5 * np.pi * v) ** leaf["palmate_base_round"]
+        r = np.where(angle > start, base, r)
     x = r * np.sin(theta) * leaf["palmate_width"]
     y = r * np.cos(theta)
-    return x, y, float(-r_base.min()) if leaf["palmate_base_depth"] < 1.0 else 0.0
+    return x, y, float(y[0])  # theta[0] = -pi: the margin's point below the petiole's attachment
 
 
 def _resample_closed(x, y, n):
