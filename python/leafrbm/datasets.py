@@ -172,7 +172,8 @@ def _superellipse_width(t, m, n):
 
 
 def _lamina_simple(leaf):
-    """Outline of a simple or pinnately lobed leaf: base at (0, 0), apex at (0, 1). Returns (x, y, s)."""
+    """Outline of a simple or pinnately lobed leaf, counter-clockwise from the base at (0, 0) up the
+    right side to the apex at (0, 1) and down the left. Returns (x, y, y of the petiole's attachment)."""
     s = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, 400))  # dense near base and apex
     half_width = 0.5 / leaf["aspect"]
     p = leaf["widest"]
@@ -195,15 +196,16 @@ def _lamina_simple(leaf):
         if leaf["base"] == _CORDATE:
             # Pull the base's sides below the petiole's attachment point: a heart-shaped notch.
             y = y - leaf["cordate_depth"] * (w / half_width) ** 0.6 * np.clip(1.0 - s / p, 0.0, 1.0) ** 2
-        sides.append((side * w, y, s))
-    (xr, yr, sr), (xl, yl, sl) = sides
+        sides.append((side * w, y))
+    (xr, yr), (xl, yl) = sides
     x = np.concatenate([xr, xl[::-1][1:-1]])
     y = np.concatenate([yr, yl[::-1][1:-1]])
     return x, y, 0.0
 
 
 def _lamina_palmate(leaf):
-    """Outline of a palmately lobed leaf in polar form around the petiole's attachment point."""
+    """Outline of a palmately lobed leaf in polar form around the petiole's attachment point,
+    clockwise from the bottom (up the left side). Returns (x, y, y of the petiole's attachment)."""
     theta = np.linspace(-np.pi, np.pi, 1440, endpoint=False)  # 0 points to the apex
     angle = np.abs(theta)
     n_lobes = int(leaf["palmate_lobes"])
@@ -251,12 +253,15 @@ def _add_teeth(x, y, perimeter, leaf):
     """Displace the outline along its outward normal by a periodic tooth profile."""
     n_teeth = max(1, int(round(perimeter / leaf["tooth_spacing"])))
     phi = (np.arange(x.size) / x.size * n_teeth + leaf["tooth_phase"]) % 1.0
+    # +1 when the outline runs counter-clockwise (up the right side), -1 when clockwise.
+    orientation = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
     kind = leaf["teeth"]
     if kind == _DENTATE:
         profile = 1.0 - np.abs(2.0 * phi - 1.0)
     elif kind == _SERRATE:
-        # The outline runs up the right side and down the left: flip the saw so teeth point apex-wards.
-        phi = np.where(x < 0.0, 1.0 - phi, phi)
+        # A gentle rise then a steep drop along the direction of travel: flip the saw on the side
+        # that the outline runs down, so that every tooth points to the apex.
+        phi = np.where((x < 0.0) == (orientation > 0), 1.0 - phi, phi)
         profile = np.where(phi < 0.8, phi / 0.8, (1.0 - phi) / 0.2)
     else:  # crenate
         profile = np.sin(np.pi * phi) ** 0.6
@@ -267,7 +272,6 @@ def _add_teeth(x, y, perimeter, leaf):
     ty = np.roll(y, -1) - np.roll(y, 1)
     norm = np.hypot(tx, ty)
     norm[norm == 0.0] = 1.0
-    orientation = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
     # Outward normal: the tangent turned clockwise for a counter-clockwise outline.
     return x + offset * orientation * ty / norm, y - offset * orientation * tx / norm
 
