@@ -411,3 +411,17 @@ def test_viz_does_not_import_matplotlib_eagerly():
     code = "import sys, leafrbm.viz; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_long_captions_are_shrunk_to_their_column():
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("L", (10, 10)))
+    for width in (20, 60, 128):
+        font, text = viz._fit_text(draw, "clamped Gibbs fill-in, DBN depth 3", width)
+        assert draw.textlength(text, font=font) <= width
+    font, text = viz._fit_text(draw, "depth 1", 128)
+    assert text == "depth 1"  # short captions stay whole
+    panel = occlusion_panel(np.zeros((1, 16)), np.zeros((1, 16), dtype=bool), np.zeros((1, 16)),
+                            {"a method with a very long name indeed": np.zeros((1, 16))}, scale=2)
+    assert panel.width == 2 * (3 * 5 + 1)
