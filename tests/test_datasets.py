@@ -171,6 +171,15 @@ def test_loader_reads_every_format_in_natural_order(leaf_folder):
     assert iou > 0.95
 
 
+def test_loader_reads_16_bit_and_tiff(tmp_path, five_leaves):
+    leaf = five_leaves[0]
+    Image.fromarray(leaf.astype(np.uint16) * 257).save(tmp_path / "a16.png")  # 16-bit grey PNG
+    Image.fromarray(leaf).save(tmp_path / "b.tif")
+    images = load_leaf_images(tmp_path)
+    np.testing.assert_array_equal(images[0], _normalised(leaf[None])[0])
+    np.testing.assert_array_equal(images[1], _normalised(leaf[None])[0])
+
+
 def test_loader_crops_pads_and_resizes(tmp_path):
     # A 30 x 10 white bar off-centre in a 100 x 80 black picture -> a centred bar spanning the height.
     picture = np.zeros((100, 80), dtype=np.uint8)
