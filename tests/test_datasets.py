@@ -60,7 +60,7 @@ def test_polarity_framing_and_antialiasing(leaves):
 
 
 def test_species_are_told_apart_by_knn_on_pixels(leaves):
-    # 1-NN on raw pixels, 4-fold CV: measured 0.75-0.79 for seeds 0, 1, 2; chance is 0.01.
+    # 1-NN on raw pixels, 4-fold CV: measured 0.78, 0.71, 0.77 for seeds 0, 1, 2; chance is 0.01.
     images, species = leaves
     scores = cross_val_score(
         KNeighborsClassifier(n_neighbors=1), to_unit(images), species,
@@ -76,7 +76,7 @@ def test_individuals_vary_within_species(leaves):
     assert (within > 0).all()
     # no two leaves are the same picture
     assert len(np.unique(images.reshape(len(images), -1), axis=0)) == len(images)
-    # ... yet a leaf is nearer its own species' mean leaf than other species' (measured: 79 %)
+    # ... yet a leaf is nearer its own species' mean leaf than other species' (measured: 75-78 %)
     means = X.mean(axis=1)
     flat = X.reshape(1600, -1)
     d = (flat**2).sum(1)[:, None] - 2.0 * flat @ means.T + (means**2).sum(1)[None, :]
@@ -93,8 +93,9 @@ def test_species_have_lobes_and_not_only_blobs(leaves):
         points = np.argwhere(image >= 128).astype(float)
         solidity.append(len(points) / ConvexHull(points).volume)
     solidity = np.array(solidity)
-    assert (solidity < 0.8).mean() > 0.2  # lobed species
-    assert (solidity > 0.9).mean() > 0.2  # entire (unlobed) species
+    # measured for seeds 0, 1, 2: 23-27 % of species below 0.8, 53-58 % above 0.9
+    assert (solidity < 0.8).mean() > 0.12  # deeply lobed species
+    assert (solidity > 0.9).mean() > 0.3  # entire (unlobed) species
 
 
 def test_same_species_shape_whatever_n_per_species():
@@ -146,6 +147,7 @@ def leaf_folder(tmp_path, five_leaves):
     Image.fromarray(leaves[3]).save(tmp_path / "a_leaf.bmp")
     Image.fromarray(leaves[4]).save(tmp_path / "b_leaf.gif")
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "._1.png").write_bytes(b"macOS metadata, hidden: ignored")
     order = ["1.png", "2.png", "10.jpg", "a_leaf.bmp", "b_leaf.gif"]
     originals = leaves[[2, 0, 1, 3, 4]]
     return tmp_path, order, originals
@@ -167,6 +169,15 @@ def test_loader_reads_every_format_in_natural_order(leaf_folder):
     assert diff[2] < 0.02
     iou = ((images[2] >= 128) & (expected[2] >= 128)).sum() / ((images[2] >= 128) | (expected[2] >= 128)).sum()
     assert iou > 0.95
+
+
+def test_loader_reads_16_bit_and_tiff(tmp_path, five_leaves):
+    leaf = five_leaves[0]
+    Image.fromarray(leaf.astype(np.uint16) * 257).save(tmp_path / "a16.png")  # 16-bit grey PNG
+    Image.fromarray(leaf).save(tmp_path / "b.tif")
+    images = load_leaf_images(tmp_path)
+    np.testing.assert_array_equal(images[0], _normalised(leaf[None])[0])
+    np.testing.assert_array_equal(images[1], _normalised(leaf[None])[0])
 
 
 def test_loader_crops_pads_and_resizes(tmp_path):

@@ -86,6 +86,8 @@ def test_save_tiles_round_trip(tmp_path):
         (np.zeros((2, 4)), {"scale": 0}, "scale"),
         (np.zeros((2, 4)), {"padding": -1}, "padding"),
         (np.zeros((2, 4)), {"image_shape": (2,)}, "image_shape"),
+        (np.zeros((2, 4)), {"image_shape": (2.0, 2)}, "image_shape"),
+        (np.zeros((2, 4)), {"image_shape": (0, 4)}, "image_shape"),
     ],
 )
 def test_tile_bad_input(images, kwargs, match):
@@ -266,7 +268,7 @@ def test_map_thumbnails_never_overlap():
     assert close.sum() == len(placed)  # only each square with itself
     # every point left out would have overlapped a placed one
     rest = np.setdiff1d(np.arange(300), placed)
-    clash = (np.abs(positions[rest, None, 0] - p[None, :, 0]) < 20) & (np.abs(positions[rest, None, 1] - p[None, :, 1]) < 20)
+    clash = (np.abs(positions[rest, None, :] - p[None, :, :]) < 20).all(axis=2)
     assert clash.any(axis=1).all()
     assert len(viz._place_thumbnails(positions, 20, np.arange(300), 5)) == 5
 
@@ -409,3 +411,17 @@ def test_viz_does_not_import_matplotlib_eagerly():
     code = "import sys, leafrbm.viz; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_long_captions_are_shrunk_to_their_column():
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("L", (10, 10)))
+    for width in (20, 60, 128):
+        font, text = viz._fit_text(draw, "clamped Gibbs fill-in, DBN depth 3", width)
+        assert draw.textlength(text, font=font) <= width
+    font, text = viz._fit_text(draw, "depth 1", 128)
+    assert text == "depth 1"  # short captions stay whole
+    panel = occlusion_panel(np.zeros((1, 16)), np.zeros((1, 16), dtype=bool), np.zeros((1, 16)),
+                            {"a method with a very long name indeed": np.zeros((1, 16))}, scale=2)
+    assert panel.width == 2 * (3 * 5 + 1)

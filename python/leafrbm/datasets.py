@@ -128,8 +128,9 @@ def _draw_species(rng, n):
         "palmate_decay": u(0.1, 0.5),
         "palmate_depth": u(0.25, 0.75),
         "palmate_sinus_round": rng.uniform(0.0, 1.0, n) < 0.5,
-        "palmate_tip": u(0.45, 1.4),
+        "palmate_tip": u(0.45, 1.05),
         "palmate_base_depth": u(0.75, 1.0),
+        "palmate_base_round": u(1.0, 2.5),
         "palmate_width": u(0.85, 1.25),
         # margin
         "teeth": np.where(rng.uniform(0.0, 1.0, n) < 0.35, _NO_TEETH, random_integers(rng, 3, n) + 1),
@@ -171,7 +172,8 @@ def _superellipse_width(t, m, n):
 
 
 def _lamina_simple(leaf):
-    """Outline of a simple or pinnately lobed leaf: base at (0, 0), apex at (0, 1). Returns (x, y, s)."""
+    """Outline of a simple or pinnately lobed leaf, counter-clockwise from the base at (0, 0) up the
+    right side to the apex at (0, 1) and down the left. Returns (x, y, y of the petiole's attachment)."""
     s = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, 400))  # dense near base and apex
     half_width = 0.5 / leaf["aspect"]
     p = leaf["widest"]
@@ -194,37 +196,49 @@ def _lamina_simple(leaf):
         if leaf["base"] == _CORDATE:
             # Pull the base's sides below the petiole's attachment point: a heart-shaped notch.
             y = y - leaf["cordate_depth"] * (w / half_width) ** 0.6 * np.clip(1.0 - s / p, 0.0, 1.0) ** 2
-        sides.append((side * w, y, s))
-    (xr, yr, sr), (xl, yl, sl) = sides
+        sides.append((side * w, y))
+    (xr, yr), (xl, yl) = sides
     x = np.concatenate([xr, xl[::-1][1:-1]])
     y = np.concatenate([yr, yl[::-1][1:-1]])
     return x, y, 0.0
 
 
 def _lamina_palmate(leaf):
-    """Outline of a palmately lobed leaf in polar form around the petiole's attachment point."""
+    """Outline of a palmately lobed leaf in polar form around the petiole's attachment point,
+    clockwise from the bottom (up the left side). Returns (x, y, y of the petiole's attachment)."""
     theta = np.linspace(-np.pi, np.pi, 1440, endpoint=False)  # 0 points to the apex
+    angle = np.abs(theta)
     n_lobes = int(leaf["palmate_lobes"])
     spread = min(float(leaf["palmate_spread"]), np.deg2rad(150.0))
     centres = np.linspace(-spread, spread, n_lobes)
     lengths = 1.0 - leaf["palmate_decay"] * (np.abs(centres) / spread) ** 1.5
     gap = centres[1] - centres[0]
-    inside = np.abs(theta) <= spread
+    depth = leaf["palmate_depth"]
+    k = 2.0 if leaf["palmate_sinus_round"] else 1.0
+
+    def sinus(u):
+        # 0 at a lobe tip (u = 0 or 1), 1 mid-way; pointed tips for exponent < 1, sinus round or sharp
+        return (1.0 - np.abs(1.0 - 2.0 * u) ** k) ** leaf["palmate_tip"]
+
     position = np.clip((theta + spread) / gap, 0.0, n_lobes - 1 - 1e-9)
     index = position.astype(np.int64)
     u = position - index
     length = lengths[index] * (1.0 - u) + lengths[np.minimum(index + 1, n_lobes - 1)] * u
-    # Sinus profile: 0 at lobe tips, 1 mid-way; tips pointed for exponent < 1, sinus round or sharp.
-    k = 2.0 if leaf["palmate_sinus_round"] else 1.0
-    sinus = (1.0 - np.abs(1.0 - 2.0 * u) ** k) ** leaf["palmate_tip"]
-    r = length * (1.0 - leaf["palmate_depth"] * sinus)
-    # Below the outermost lobes, the margin runs down to the petiole (deep notch when depth -> 1).
-    v = np.clip((np.abs(theta) - spread) / (np.pi - spread), 0.0, 1.0)
-    r_base = lengths[0] * (1.0 - leaf["palmate_base_depth"] * np.sin(0.5 * np.pi * v) ** 0.8)
-    r = np.where(inside, r, r_base)
+    r = length * (1.0 - depth * sinus(u))
+    # Beyond the outermost lobes: the lobe's other flank down to sinus level (half a gap) ...
+    flank = np.clip((angle - spread) / gap, 0.0, 0.5)
+    r = np.where(angle > spread, lengths[0] * (1.0 - depth * sinus(flank)), r)
+    # ... then a rounded base running in to the petiole (a deep notch when the base depth is 1).
+    start = spread + 0.5 * gap
+    if start < np.pi:
+        sinus_level = lengths[0] * (1.0 - depth)
+        petiole_level = min(sinus_level, lengths[0] * (1.0 - leaf["palmate_base_depth"]))
+        v = np.clip((angle - start) / (np.pi - start), 0.0, 1.0)
+        base = sinus_level + (petiole_level - sinus_level) * np.sin(0.5 * np.pi * v) ** leaf["palmate_base_round"]
+        r = np.where(angle > start, base, r)
     x = r * np.sin(theta) * leaf["palmate_width"]
     y = r * np.cos(theta)
-    return x, y, float(-r_base.min()) if leaf["palmate_base_depth"] < 1.0 else 0.0
+    return x, y, float(y[0])  # theta[0] = -pi: the margin's point below the petiole's attachment
 
 
 def _resample_closed(x, y, n):
@@ -239,12 +253,15 @@ def _add_teeth(x, y, perimeter, leaf):
     """Displace the outline along its outward normal by a periodic tooth profile."""
     n_teeth = max(1, int(round(perimeter / leaf["tooth_spacing"])))
     phi = (np.arange(x.size) / x.size * n_teeth + leaf["tooth_phase"]) % 1.0
+    # +1 when the outline runs counter-clockwise (up the right side), -1 when clockwise.
+    orientation = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
     kind = leaf["teeth"]
     if kind == _DENTATE:
         profile = 1.0 - np.abs(2.0 * phi - 1.0)
     elif kind == _SERRATE:
-        # The outline runs up the right side and down the left: flip the saw so teeth point apex-wards.
-        phi = np.where(x < 0.0, 1.0 - phi, phi)
+        # A gentle rise then a steep drop along the direction of travel: flip the saw on the side
+        # that the outline runs down, so that every tooth points to the apex.
+        phi = np.where((x < 0.0) == (orientation > 0), 1.0 - phi, phi)
         profile = np.where(phi < 0.8, phi / 0.8, (1.0 - phi) / 0.2)
     else:  # crenate
         profile = np.sin(np.pi * phi) ** 0.6
@@ -255,7 +272,6 @@ def _add_teeth(x, y, perimeter, leaf):
     ty = np.roll(y, -1) - np.roll(y, 1)
     norm = np.hypot(tx, ty)
     norm[norm == 0.0] = 1.0
-    orientation = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
     # Outward normal: the tangent turned clockwise for a counter-clockwise outline.
     return x + offset * orientation * ty / norm, y - offset * orientation * tx / norm
 
@@ -323,7 +339,8 @@ def load_leaf_images(path, size=64, labels=None, on_error="raise"):
     ----------
     path : str or path-like
         A folder (its image files, not sub-folders, read in natural sort order: ``2.png`` before
-        ``10.png``; files whose ending is not in :data:`IMAGE_EXTENSIONS` are ignored), or an
+        ``10.png``; hidden files and files whose ending is not in :data:`IMAGE_EXTENSIONS` are
+        ignored), or an
         ``.npz`` file with an ``images`` or ``X`` array (N x H x W, or N x D with D a square;
         uint8, or floats in [0, 1]) and optionally labels in ``species``, ``labels`` or ``y``.
     size : int, default=64
@@ -366,7 +383,8 @@ def _natural_key(name):
 
 def _load_folder(folder, size, labels, on_error):
     files = sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+        (f for f in folder.iterdir()
+         if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS),
         key=lambda f: _natural_key(f.name),
     )
     if not files:
@@ -513,7 +531,8 @@ def _load_npz(file, size, on_error):
         side = math.isqrt(images.shape[1])
         if side * side != images.shape[1]:
             raise ValueError(
-                f"{key!r} in {str(file)!r} has shape {images.shape}: rows of {images.shape[1]} values are not square images"
+                f"{key!r} in {str(file)!r} has shape {images.shape}: "
+                f"rows of {images.shape[1]} values are not square images"
             )
         images = images.reshape(len(images), side, side)
     if images.ndim != 3 or images.shape[0] == 0:

@@ -53,16 +53,14 @@ _FONT_SIZE = 12
 
 
 def _check_image_shape(image_shape):
+    """(height, width) as two positive ints, or None."""
     if image_shape is None:
         return None
-    try:
-        height, width = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}") from None
-    if height < 1 or width < 1 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
-                                      for v in image_shape):
-        raise ValueError(f"image_shape must be two positive ints, got {image_shape!r}")
-    return height, width
+    values = tuple(image_shape) if isinstance(image_shape, (tuple, list, np.ndarray)) else ()
+    if len(values) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+                                   and v >= 1 for v in values):
+        raise ValueError(f"image_shape must be (height, width), two positive ints; got {image_shape!r}")
+    return int(values[0]), int(values[1])
 
 
 def _as_images(images, image_shape=None, name="images"):
@@ -465,20 +463,11 @@ def _place_thumbnails(positions, thumb, order, max_thumbs):
         if max_thumbs is not None and len(placed) >= max_thumbs:
             break
         cx, cy = cells[i]
-        clash = False
-        for dx in (-1, 0, 1):
-            for dy in (-1, 0, 1):
-                for j in occupied.get((cx + dx, cy + dy), ()):
-                    if abs(positions[i, 0] - positions[j, 0]) < thumb and abs(positions[i, 1] - positions[j, 1]) < thumb:
-                        clash = True
-                        break
-                if clash:
-                    break
-            if clash:
-                break
-        if not clash:
-            occupied.setdefault((cx, cy), []).append(i)
-            placed.append(i)
+        near = [j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in occupied.get((cx + dx, cy + dy), ())]
+        if near and (np.abs(positions[near] - positions[i]) < thumb).all(axis=1).any():
+            continue
+        occupied.setdefault((cx, cy), []).append(i)
+        placed.append(i)
     return np.array(placed, dtype=np.int64)
 
 
@@ -603,7 +592,9 @@ def scatter_frames(embeddings_over_time, labels=None, size=480, point_radius=2, 
     n = len(snapshots[0])
     for t, snapshot in enumerate(snapshots):
         if len(snapshot) != n:
-            raise ValueError(f"embeddings_over_time[{t}] has {len(snapshot)} points but embeddings_over_time[0] has {n}")
+            raise ValueError(
+                f"embeddings_over_time[{t}] has {len(snapshot)} points but embeddings_over_time[0] has {n}"
+            )
     if labels is not None:
         _check_same_length("each embedding", n, labels=labels)
     if titles is not None and len(titles) != len(snapshots):
@@ -629,12 +620,13 @@ def scatter_frames(embeddings_over_time, labels=None, size=480, point_radius=2, 
 
 
 def _as_frame(frame, index):
+    """A GIF frame as an "L" or "RGB" PIL image."""
     if isinstance(frame, Image.Image):
         return frame if frame.mode in ("L", "RGB") else frame.convert("RGB")
     array = np.asarray(frame)
-    if array.ndim == 3 and array.shape[2] == 3:
-        return Image.fromarray(np.rint(_unit_values(array, f"frames[{index}]") * 255.0).astype(np.uint8))
-    if array.ndim == 2:
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3):
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"frames[{index}] must be numeric, got dtype {array.dtype}")
         return Image.fromarray(np.rint(_unit_values(array, f"frames[{index}]") * 255.0).astype(np.uint8))
     raise ValueError(f"frames[{index}] must be a PIL image or an (H, W) or (H, W, 3) array, got shape {array.shape}")
 
