@@ -41,6 +41,16 @@ void parallel_for(index_t n_tiles, int n_threads, Body&& body) {
   if (error) std::rethrow_exception(error);
 }
 
+/// Threads worth using for `flops` of work: one below about 8 MFLOP (under 100 microseconds).
+///
+/// Waking a team costs microseconds on an idle machine and milliseconds on a loaded one (a
+/// descheduled thread holds the barrier), so small products (minibatches of 10, tiny layers)
+/// run faster on one thread. Tiles do not depend on the thread count, so neither do results.
+inline int threads_for_work(int n_threads, double flops) {
+  constexpr double min_parallel_flops = 8.0e6;
+  return flops < min_parallel_flops ? 1 : n_threads;
+}
+
 /// A half-open range [begin, end).
 struct Range {
   index_t begin, end;

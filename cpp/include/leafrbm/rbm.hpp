@@ -51,7 +51,8 @@ void tiled_product(const T* input, index_t n_rows, index_t input_cols, const T* 
                    bool transpose_weights, index_t out_cols, T* out, int n_threads,
                    Finish&& finish) {
   const GemmTiling plan = GemmTiling::for_shape(n_rows, out_cols);
-  parallel_for(plan.count(), n_threads, [&](index_t t) {
+  const double flops = 2.0 * static_cast<double>(n_rows) * static_cast<double>(out_cols) * static_cast<double>(input_cols);
+  parallel_for(plan.count(), threads_for_work(n_threads, flops), [&](index_t t) {
     const Range tile = plan.tiling[t];
     const Range rows = plan.by_rows ? tile : Range{0, n_rows};
     const Range cols = plan.by_rows ? Range{0, out_cols} : tile;
@@ -263,7 +264,8 @@ index_t train_epoch(const RBMView<T>& model, const TrainState<T>& state, const T
     const T alpha_negative = static_cast<T>(config.learning_rate / static_cast<double>(n_neg));
     const T momentum = static_cast<T>(config.momentum);
     const T decay = static_cast<T>(config.learning_rate * config.weight_decay);
-    parallel_for(weight_plan.count(), threads, [&](index_t t) {
+    const double update_flops = 2.0 * static_cast<double>(rows + n_neg) * static_cast<double>(H * V);
+    parallel_for(weight_plan.count(), threads_for_work(threads, update_flops), [&](index_t t) {
       const Range tile = weight_plan.tiling[t];
       const Range hid = weight_plan.by_rows ? tile : Range{0, H};
       const Range vis = weight_plan.by_rows ? Range{0, V} : tile;
