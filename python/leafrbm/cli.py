@@ -111,9 +111,9 @@ DEMO_SETTINGS = {
                  learning_rate=0.05, batch_size=20, tsne_iter=750, inpaint_steps=200, dream_steps=120,
                  n_test=160, n_occlusion_images=80),
     # --quick: the same story, smaller, in well under 30 seconds (used by the tests).
-    "quick": dict(n_species=20, n_per_species=8, layers=(128, 64, 32), epochs=(60, 60, 60),
-                  learning_rate=0.1, batch_size=10, tsne_iter=300, inpaint_steps=30, dream_steps=24,
-                  n_test=20, n_occlusion_images=20),
+    "quick": dict(n_species=20, n_per_species=16, layers=(256, 128, 32), epochs=(40, 40, 40),
+                  learning_rate=0.05, batch_size=10, tsne_iter=300, inpaint_steps=30, dream_steps=24,
+                  n_test=32, n_occlusion_images=32),
 }
 
 
@@ -215,7 +215,7 @@ def run_demo(out="leafrbm-demo", data=None, size=None, seed=0, quick=False, quie
     with timer("leaf_space"):
         space = LeafSpace(dbn, tsne=tsne).fit(X)
         viz.map_with_thumbnails(space.embedding_, X, image_shape=shape, labels=species, size=1000,
-                                thumb=max(16, size // 2)).save(out / "leaf_space.png")
+                                thumb=40).save(out / "leaf_space.png")
         grid_images, _, outside = space.imagine_grid(8)
         viz.imagined_grid(grid_images.reshape(8, 8, -1), image_shape=shape, outside=outside.reshape(8, 8), scale=2).save(out / "imagined.png")
         viz.save_gif(viz.scatter_frames(snapshots, labels=species), out / "tsne.gif", duration_ms=120)
