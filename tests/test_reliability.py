@@ -256,3 +256,62 @@ def test_failed_save_leaves_no_partial_file(tmp_path, X, monkeypatch):
         leafrbm.save(model, target)
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+# ----------------------------------------------------------------------------- other estimators
+def _long_fits():
+    from leafrbm import DBN, TSNE
+
+    rng = np.random.default_rng(0)
+    X_bin = (rng.random((20000, 200)) > 0.5).astype(np.float32)
+    X_real = rng.normal(size=(6000, 20)).astype(np.float32)
+    return {
+        "DBN": (lambda: DBN(hidden_layer_sizes=(200, 100), batch_size=10, n_iter=500, random_state=0, n_jobs=2),
+                X_bin, lambda m: m.transform(X_bin[:5])),
+        "TSNE": (lambda: TSNE(max_iter=100000, n_iter_without_progress=100000, min_grad_norm=0.0,
+                              random_state=0, n_jobs=2), X_real, None),
+    }
+
+
+@pytest.mark.parametrize("name", ["DBN", "TSNE"])
+def test_sigint_during_fit_of_the_other_estimators(name):
+    make, data, use = _long_fits()[name]
+    model = make()
+    timer = _interrupt_after(1.0)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data)
+    timer.cancel()
+    assert time.monotonic() - start < 1.0 + 1.0
+    if use is not None:
+        out = use(model)
+        assert np.isfinite(out).all()
+    # The estimator can be fitted again from scratch.
+    model.set_params(**({"n_iter": 1} if name == "DBN" else {"max_iter": 250}))
+    model.fit(data[:300])
+
+
+def test_threads_running_tsne_and_dbn_give_sequential_results():
+    from leafrbm import DBN, TSNE
+
+    rng = np.random.default_rng(2)
+    X = rng.random((300, 16)).astype(np.float32)
+    jobs = [
+        (lambda: TSNE(max_iter=250, random_state=0, n_jobs=2), lambda m: m.fit_transform(X)),
+        (lambda: DBN(hidden_layer_sizes=(12, 6), n_iter=3, random_state=0, n_jobs=2), lambda m: m.fit(X).transform(X)),
+        (lambda: BernoulliRBM(n_components=8, n_iter=3, random_state=0, n_jobs=2), lambda m: m.fit(X).transform(X)),
+    ]
+    sequential = [run(make()) for make, run in jobs]
+    results = [None] * len(jobs)
+
+    def work(i):
+        make, run = jobs[i]
+        results[i] = run(make())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, expected in zip(results, sequential):
+        np.testing.assert_array_equal(got, expected)
