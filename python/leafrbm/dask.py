@@ -78,6 +78,41 @@ def _whole_rows(X):
     return X if X.numblocks[1] == 1 else X.rechunk({1: -1})
 
 
+# The compiled kernels cut a product of m rows into tiles of 64 rows from row 0 when m >= 128
+# (else into tiles of output columns): GemmTiling::for_shape in cpp/include/leafrbm/parallel.hpp.
+# A row's result depends on its tile (BLAS takes other code paths for other tile heights), so a
+# block gives the numbers of one in-memory call only if its tiles are the whole array's tiles.
+_ROW_TILE = 64
+_MIN_TILED_ROWS = 2 * _ROW_TILE
+
+
+def _tile_aligned_chunks(row_chunks):
+    """Row chunks near the given ones whose boundaries are multiples of 64 and sizes at least 128.
+
+    Encoding blocks with these chunks gives bit-for-bit the numbers of encoding the whole array
+    in one call. Boundaries move by at most 32 rows; a chunk that would be under 128 rows is
+    merged with its neighbour.
+    """
+    n_rows = int(sum(row_chunks))
+    if n_rows < _MIN_TILED_ROWS:
+        return (n_rows,)
+    edges = [0]
+    for boundary in np.cumsum(row_chunks)[:-1]:
+        aligned = int(round(boundary / _ROW_TILE)) * _ROW_TILE
+        if aligned - edges[-1] >= _MIN_TILED_ROWS and n_rows - aligned >= _MIN_TILED_ROWS:
+            edges.append(aligned)
+    edges.append(n_rows)
+    return tuple(int(size) for size in np.diff(edges))
+
+
+def _encoding_blocks(X):
+    """X as blocks of whole rows aligned to the kernels' row tiles (rechunked only if needed)."""
+    rows = _tile_aligned_chunks(X.chunks[0])
+    if rows == X.chunks[0] and X.numblocks[1] == 1:
+        return X
+    return X.rechunk((rows, (X.shape[1],)))
+
+
 def _active_client():
     """The distributed client that will run the graph, or None (local schedulers, no client)."""
     try:
@@ -123,7 +158,7 @@ def _apply_block(block, model, method, n_outputs, dtype, kwargs):
 
 def _map_method(model, X, method, kwargs):
     _check_model(model, method)
-    X = _whole_rows(_check_dask_array("X", X))
+    X = _encoding_blocks(_check_dask_array("X", X))
     n_outputs, dtype = _probe(model, method, X.shape[1], X.dtype, kwargs)
     reference = _model_reference(model)
     return X.map_blocks(
@@ -145,15 +180,15 @@ def transform(model, X, **kwargs):
     ----------
     model : fitted BernoulliRBM, GaussianBernoulliRBM, DBN, or any object with ``transform``
     X : dask array of shape (n_samples, n_features)
-        Chunks along the features are merged (a block must hold whole rows).
+        Any numeric dtype the model accepts (uint8 pixels scaled beforehand, e.g. ``X / 255``).
     **kwargs
         Passed to ``model.transform`` (``depth=`` for a DBN).
 
     Returns
     -------
     codes : dask array of shape (n_samples, n_outputs)
-        The model's dtype, the row chunks of ``X``. Lazy: nothing runs until ``compute()`` /
-        ``persist()``. Each block equals ``model.transform`` of those rows exactly.
+        The model's dtype. Lazy: nothing runs until ``compute()`` / ``persist()``.
+        Bit-for-bit equal to ``model.transform`` of the whole array in memory.
 
     Raises
     ------
@@ -161,6 +196,16 @@ def transform(model, X, **kwargs):
         If X is not a dask array or the model has no ``transform``.
     sklearn.exceptions.NotFittedError
         If the model is not fitted (raised now, not at compute time).
+    ValueError
+        If X does not suit the model (its number of features, say): raised now, from one row.
+
+    Notes
+    -----
+    Chunks along the features are merged (a block holds whole rows), and the row chunks are
+    moved by at most 32 rows so that their boundaries fall on multiples of 64 and no block has
+    fewer than 128 rows: the compiled kernels tile the rows of a product that way, and aligned
+    blocks make the result independent of the chunking and of the cluster. The output has
+    these row chunks. Give X such chunks (e.g. multiples of 1024 rows) and nothing moves.
     """
     return _map_method(model, X, "transform", kwargs)
 
@@ -178,6 +223,8 @@ def reconstruct(model, X, **kwargs):
     Returns
     -------
     X_reconstructed : dask array of shape (n_samples, n_features), the model's dtype.
+        Bit-for-bit equal to ``model.reconstruct`` of the whole array in memory (the row
+        chunks are aligned as in :func:`transform`).
     """
     return _map_method(model, X, "reconstruct", kwargs)
 
@@ -217,7 +264,7 @@ def inpaint(model, X, mask, random_state=None, **kwargs):
     -------
     filled : dask array of shape (n_images, n_pixels), the model's dtype.
     """
-    from . import occlusion
+    from .occlusion import inpaint as inpaint_rows
 
     _check_model(model, "transform")
     X = _whole_rows(_check_dask_array("X", X))
@@ -232,7 +279,7 @@ def inpaint(model, X, mask, random_state=None, **kwargs):
     if "random_state" in kwargs:  # pragma: no cover - a named parameter already
         raise TypeError("random_state given twice")
     base_seed = seed_from_random_state(random_state)
-    probe = occlusion.inpaint(model, np.zeros((1, X.shape[1]), dtype=X.dtype), np.ones((1, X.shape[1]), bool),
+    probe = inpaint_rows(model, np.zeros((1, X.shape[1]), dtype=X.dtype), np.ones((1, X.shape[1]), bool),
                               random_state=0, **kwargs)
     dtype = np.asarray(probe).dtype
     reference = _model_reference(model)
