@@ -26,13 +26,6 @@ import leafrbm.dask as ld  # noqa: E402
 from leafrbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from leafrbm._validation import seed_from_random_state  # noqa: E402
 
-pytestmark = [
-    # Closing a LocalCluster can leave worker streams that distributed reports as
-    # ResourceWarning / "unclosed" warnings when the garbage collector runs later; they
-    # concern distributed's own sockets, not leafrbm's code.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
-
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
