@@ -3,7 +3,8 @@
 Every variant uses 2 cores in all (this machine has 2), the same model and the same rows
 (binarised MNIST, tiled to 100,000 rows; see conftest.py), float32:
 
-- ``leafrbm``: ``model.transform(X)`` in this process, 2 threads (the floor).
+- ``gemm-floor``: only the matrix product X @ W.T (NumPy's BLAS, 2 threads): what the hardware allows.
+- ``leafrbm``: ``model.transform(X)`` in this process, 2 threads.
 - ``dask-threads``: ``leafrbm.dask.transform`` on the threaded scheduler, in this process,
   2 threads, one thread per block (no serialisation: the cost of splitting into tasks).
 - ``dask-2proc-persist``: a ``LocalCluster`` of 2 worker processes x 1 thread; the images are
@@ -82,6 +83,17 @@ def test_encode_in_process(benchmark, images, fitted):
     _info(benchmark, name, "leafrbm")
     codes = benchmark.pedantic(model.transform, args=(X,), rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert codes.shape == (N_ROWS, N_HIDDEN)
+
+
+def test_encode_gemm_floor(benchmark, images, fitted):
+    """The one matrix product of the encoding, NumPy's BLAS at 2 threads, into a preallocated output."""
+    X, name = images
+    model, _ = fitted
+    _info(benchmark, name, "gemm-floor")
+    W = model.components_
+    out = np.empty((N_ROWS, N_HIDDEN), dtype=X.dtype)
+    benchmark.pedantic(np.matmul, args=(X, W.T), kwargs={"out": out}, rounds=ROUNDS, iterations=1,
+                       warmup_rounds=1)
 
 
 def test_encode_dask_threads(benchmark, images, fitted):

@@ -411,6 +411,20 @@ def test_lazy_loading_reads_files_at_compute_time(synchronous, image_folder):
         images.compute()
 
 
+def test_images_to_codes_out_of_core(synchronous, image_folder):
+    """Folder → lazy images → streamed training → lazy codes, equal to the same steps in memory."""
+    images = ld.load_leaf_images_dask(image_folder, size=16, chunk_size=3)
+    X = images.reshape(len(images), -1) / 255.0
+    model = ld.partial_fit(GaussianBernoulliRBM(4, batch_size=2, random_state=0, n_jobs=1), X)
+    pixels = images.compute().reshape(8, -1) / 255.0
+    reference = GaussianBernoulliRBM(4, batch_size=2, random_state=0, n_jobs=1)
+    for start in (0, 3, 6):
+        reference.partial_fit(pixels[start:start + 3])
+    assert_array_equal(model.components_, reference.components_)
+    assert_array_equal(model.mean_, pixels[:3].mean(axis=0))  # standardised by the first chunk
+    assert_array_equal(ld.transform(model, X).compute(), reference.transform(pixels))
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------

@@ -320,15 +320,15 @@ def _batches(blocks, batch_size):
 
 def _computed_blocks(X):
     """The row blocks of X computed in order, the next one loading while the caller uses this one."""
-    blocks = [X.blocks[i] for i in range(X.numblocks[0])]
-    if not blocks:
+    n_blocks = X.numblocks[0]
+    if n_blocks == 0:
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="leafrbm-prefetch") as pool:
-        loading = pool.submit(blocks[0].compute)
-        for i in range(len(blocks)):
+        loading = pool.submit(X.blocks[0].compute)
+        for i in range(n_blocks):
             block = loading.result()
-            if i + 1 < len(blocks):
-                loading = pool.submit(blocks[i + 1].compute)
+            if i + 1 < n_blocks:
+                loading = pool.submit(X.blocks[i + 1].compute)
             try:
                 yield np.asarray(block)
             except GeneratorExit:
