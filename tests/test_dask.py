@@ -214,7 +214,8 @@ def test_dbn_depth(client, binary_data):
     dbn = leafrbm.DBN(hidden_layer_sizes=(24, 8), n_iter=2, random_state=0, n_jobs=1).fit(binary_data)
     X = da.from_array(binary_data, chunks=(100, 64))
     for depth in (1, 2):
-        assert_array_equal(ld.transform(dbn, X, depth=depth).compute(), dbn.transform(binary_data, depth=depth))
+        assert_array_equal(ld.transform(dbn, X, depth=depth).compute(),
+                           dbn.transform(binary_data, depth=depth))
         assert_array_equal(ld.reconstruct(dbn, X, depth=depth).compute(),
                            dbn.reconstruct(binary_data, depth=depth))
 

@@ -231,7 +231,8 @@ def reconstruct(model, X, **kwargs):
 
 def _block_seed(base_seed, block_index):
     """A seed for one block, from the base seed and the block's index only (not from scheduling)."""
-    state = np.random.SeedSequence([base_seed & (2**64 - 1), int(block_index)]).generate_state(2, dtype=np.uint32)
+    sequence = np.random.SeedSequence([base_seed & (2**64 - 1), int(block_index)])
+    state = sequence.generate_state(2, dtype=np.uint32)
     return int(state[0]) | (int(state[1]) << 32)
 
 
@@ -393,7 +394,8 @@ _IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", 
 
 
 def _natural_key(name):
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+    parts = (part for part in re.split(r"(\d+)", name) if part)
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts]
 
 
 def _image_files(folder):
@@ -482,7 +484,9 @@ def load_leaf_images_dask(path, size=64, chunk_size=256):
         raise TypeError(f"path must be a str or path-like, got {path!r} ({type(path).__name__})")
     folder = Path(path)
     if not folder.is_dir():
-        raise ValueError(f"path {str(folder)!r} is not a folder (load_leaf_images_dask reads folders of images)")
+        raise ValueError(
+            f"path {str(folder)!r} is not a folder (load_leaf_images_dask reads folders of images)"
+        )
     files = _image_files(folder)
     if not files:
         raise ValueError(
@@ -493,7 +497,8 @@ def load_leaf_images_dask(path, size=64, chunk_size=256):
     chunks = []
     for index, start in enumerate(range(0, len(names), chunk_size)):
         part = names[start:start + chunk_size]
-        task = dask.delayed(_read_leaf_files, pure=True)(part, size, dask_key_name=f"leaf-images-{token}-{index}")
+        read = dask.delayed(_read_leaf_files, pure=True)
+        task = read(part, size, dask_key_name=f"leaf-images-{token}-{index}")
         chunks.append(da.from_delayed(task, shape=(len(part), size, size), dtype=np.uint8,
                                       meta=np.empty((0, size, size), dtype=np.uint8)))
     return da.concatenate(chunks, axis=0)
