@@ -64,6 +64,7 @@ def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None)
     client = distributed.Client(cluster)
+    client.wait_for_workers(2)  # a broadcast reaches only the workers registered by then
     try:
         yield client
     finally:

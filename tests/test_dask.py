@@ -38,6 +38,7 @@ def client():
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     )
     client = distributed.Client(cluster)
+    client.wait_for_workers(2)  # a broadcast reaches only the workers registered by then
     try:
         yield client
     finally:
