@@ -167,6 +167,14 @@ def _copies_of_model_value(value, model):
     return model.components_.tobytes() in cloudpickle.dumps(value)
 
 
+def test_result_uses_the_model_as_it_was_at_the_call(synchronous, binary_data):
+    model = BernoulliRBM(8, random_state=0, n_jobs=1).fit(binary_data)
+    expected = model.transform(binary_data)
+    codes = ld.transform(model, da.from_array(binary_data, chunks=(256, 64)))
+    model.partial_fit(binary_data[:50])  # changes the weights in place
+    assert_array_equal(codes.compute(), expected)
+
+
 def test_synchronous_transform_and_reconstruct(synchronous, gaussian):
     model, X_real = gaussian
     X = da.from_array(X_real.astype(np.float32), chunks=(64, 64))

@@ -20,6 +20,7 @@ local threaded scheduler, on a ``distributed.LocalCluster`` and on a real cluste
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import os
 import re
 from pathlib import Path
@@ -132,13 +133,14 @@ def _model_reference(model):
     """One reference to the model shared by every block: a scattered future or a delayed key.
 
     With a distributed client the model is scattered to every worker at once (broadcast);
-    otherwise it is one literal key of the graph, which the scheduler ships to each worker once.
-    Either way the graph holds a single copy, however many blocks there are.
+    otherwise a copy of it is one literal key of the graph, which the scheduler ships to each
+    worker once. Either way the graph holds a single copy, however many blocks there are.
     """
     client = _active_client()
     if client is not None:
         return client.scatter(model, broadcast=True, hash=False)
-    return dask.delayed(model, pure=False)
+    # A snapshot, as the scattered copy is: the result does not change if the model does later.
+    return dask.delayed(copy.deepcopy(model), pure=False)
 
 
 def _probe(model, method, n_features, dtype, kwargs):
@@ -206,6 +208,11 @@ def transform(model, X, **kwargs):
     fewer than 128 rows: the compiled kernels tile the rows of a product that way, and aligned
     blocks make the result independent of the chunking and of the cluster. The output has
     these row chunks. Give X such chunks (e.g. multiples of 1024 rows) and nothing moves.
+
+    With a distributed client active, the model is scattered to every worker now
+    (``client.scatter(model, broadcast=True)``) and the result must be computed by that client;
+    otherwise the model is one key of the graph. Later changes to the model do not reach the
+    result: it encodes with the model as it was at this call.
     """
     return _map_method(model, X, "transform", kwargs)
 
@@ -324,17 +331,17 @@ def _computed_blocks(X):
     n_blocks = X.numblocks[0]
     if n_blocks == 0:
         return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="leafrbm-prefetch") as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="leafrbm-prefetch")
+    try:
         loading = pool.submit(X.blocks[0].compute)
         for i in range(n_blocks):
             block = loading.result()
             if i + 1 < n_blocks:
                 loading = pool.submit(X.blocks[i + 1].compute)
-            try:
-                yield np.asarray(block)
-            except GeneratorExit:
-                loading.cancel()
-                raise
+            yield np.asarray(block)
+    finally:
+        # On an error or Ctrl-C in the caller, do not wait for the block being loaded.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def partial_fit(model, X, batch_size=None, n_epochs=1):
