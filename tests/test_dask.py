@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from PIL import Image
+from PIL import Image, ImageDraw
 from sklearn.exceptions import NotFittedError
 
 distributed = pytest.importorskip("distributed")
@@ -384,8 +384,15 @@ def image_folder(tmp_path):
     _save_shape(tmp_path / "1.png", 32, 16)
     _save_shape(tmp_path / "2.png", 32, 16, invert=True, at=(50, 5))  # dark leaf on white
     _save_shape(tmp_path / "10.png", 16, 32, rgb=True)  # wide: rows 4..12 white
-    for i in range(3, 8):
+    for i in range(3, 7):
         _save_shape(tmp_path / f"{i}.png", 10 + 6 * i, 8 + 5 * i, at=(i, 2 * i))
+    # An anti-aliased ellipse, dark on light paper, with a speck of dust: where the eager
+    # loader's leaf box (connected regions, faint edges) matters.
+    big = Image.new("L", (360, 320), 0)
+    ImageDraw.Draw(big).ellipse((60, 40, 250, 300), fill=255)
+    scan = 230 - np.asarray(big.reduce(4), dtype=np.int32) * 180 // 255
+    scan[5, 70] = 40
+    Image.fromarray(scan.astype(np.uint8)).save(tmp_path / "7.png")
     (tmp_path / "notes.txt").write_text("not an image")
     return tmp_path
 
@@ -401,6 +408,9 @@ def test_lazy_loading_equals_eager_loading(client, image_folder):
     assert_array_equal(computed[0], expected_tall)
     assert_array_equal(computed[1], expected_tall)
     assert_array_equal(computed[7], expected_tall.T)
+    for name in ("1", "2"):  # the stand-in reader used while leafrbm.datasets is absent
+        assert_array_equal(ld._read_leaf_file_fallback(image_folder / f"{name}.png", 16), expected_tall)
+    assert_array_equal(ld._read_leaf_file_fallback(image_folder / "10.png", 16), expected_tall.T)
     names = ["1", "2", "3", "4", "5", "6", "7", "10"]
     eager = np.stack([ld._read_leaf_file(image_folder / f"{name}.png", 16) for name in names])
     assert_array_equal(computed, eager)

@@ -397,7 +397,11 @@ def partial_fit(model, X, batch_size=None, n_epochs=1):
 # Lazy image loading
 # --------------------------------------------------------------------------------------------
 
-_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# Used only while leafrbm.datasets (the eager loader) is absent: with it, the file list, the
+# order and each file's preprocessing are the eager loader's own, so lazy equals eager.
+_IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+)
 
 
 def _natural_key(name):
@@ -406,19 +410,35 @@ def _natural_key(name):
 
 
 def _image_files(folder):
+    try:
+        from .datasets import IMAGE_EXTENSIONS as extensions, _natural_key as natural_key
+    except ImportError:
+        extensions, natural_key = _IMAGE_EXTENSIONS, _natural_key
     return sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _IMAGE_EXTENSIONS),
-        key=lambda f: _natural_key(f.name),
+        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in extensions),
+        key=lambda f: natural_key(f.name),
     )
 
 
 def _read_leaf_file(file, size):
+    """One image file → uint8 ``size x size``, as :func:`leafrbm.datasets.load_leaf_images` makes it."""
+    try:
+        from .datasets import _normalise_leaf, _read_grey
+    except ImportError:
+        return _read_leaf_file_fallback(file, size)
+    grey, faint = _read_grey(file)
+    return _normalise_leaf(grey, size, str(file), faint)
+
+
+def _read_leaf_file_fallback(file, size):
     """One image file → uint8 ``size x size``: grey, leaf white on black, cropped to the leaf, squared.
 
     Polarity from the border (a bright border means a dark leaf on a light background, inverted);
     contrast stretched from the border level to the 99th percentile; cropped to the bounding box
     of the pixels at least a quarter as bright as the leaf; padded to a centred square with black;
-    resized (area averaging when shrinking, Lanczos when enlarging).
+    resized (area averaging when shrinking, Lanczos when enlarging). A simpler version of the
+    eager loader's preprocessing (no connected regions): the same on clean silhouettes, crops
+    may differ on anti-aliased or noisy scans.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -463,8 +483,8 @@ def load_leaf_images_dask(path, size=64, chunk_size=256):
     Parameters
     ----------
     path : str or path-like
-        A folder of image files (PNG, JPEG, BMP, GIF, TIFF, WebP; sub-folders and other files
-        are ignored), read in natural sort order (``2.png`` before ``10.png``). The folder is
+        A folder of image files (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM; sub-folders and other
+        files are ignored), read in natural sort order (``2.png`` before ``10.png``). The folder is
         listed now; the files are read when the array is computed, by whichever worker runs
         their chunk, so on a cluster the folder must be visible to the workers (a shared file
         system) at the same path.
@@ -476,7 +496,8 @@ def load_leaf_images_dask(path, size=64, chunk_size=256):
     Returns
     -------
     images : dask array of uint8, shape (n_images, size, size)
-        Leaf white on black, chunks of ``chunk_size`` images. Feed a model with
+        Leaf white on black, preprocessed as :func:`leafrbm.datasets.load_leaf_images` does
+        (computed, equal to it), chunks of ``chunk_size`` images. Feed a model with
         ``images.reshape(len(images), -1) / 255``.
 
     Raises
