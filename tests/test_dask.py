@@ -264,6 +264,12 @@ def test_inpaint_seeds_depend_on_block_index_only(monkeypatch, synchronous, bern
     # Blocks computed one by one, last first, give the same numbers: no dependence on order.
     reversed_blocks = [filled.blocks[i].compute() for i in reversed(range(filled.numblocks[0]))]
     assert_array_equal(np.concatenate(reversed_blocks[::-1]), expected)
+    with pytest.raises(TypeError, match="mask must be a boolean array"):
+        ld.inpaint(bernoulli, X, mask.astype(np.uint8))
+    with pytest.raises(ValueError, match=r"mask must have the shape of X \(500, 64\), got \(499, 64\)"):
+        ld.inpaint(bernoulli, X, mask[:499])
+    with pytest.raises(TypeError, match="mask must be a dask array or a numpy array"):
+        ld.inpaint(bernoulli, X, mask.tolist())
     # Different blocks get different seeds; the same random_state gives the same result.
     assert len({ld._block_seed(base, i) for i in range(1000)}) == 1000
     again = ld.inpaint(bernoulli, X, mask, random_state=11, n_steps=3).compute(scheduler="threads")

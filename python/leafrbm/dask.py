@@ -207,7 +207,8 @@ def transform(model, X, **kwargs):
     moved by at most 32 rows so that their boundaries fall on multiples of 64 and no block has
     fewer than 128 rows: the compiled kernels tile the rows of a product that way, and aligned
     blocks make the result independent of the chunking and of the cluster. The output has
-    these row chunks. Give X such chunks (e.g. multiples of 1024 rows) and nothing moves.
+    these row chunks. Give X such chunks (multiples of 64 rows, a last chunk of at least 128)
+    and nothing moves.
 
     With a distributed client active, the model is scattered to every worker now
     (``client.scatter(model, broadcast=True)``) and the result must be computed by that client;
@@ -270,25 +271,32 @@ def inpaint(model, X, mask, random_state=None, **kwargs):
 
     Returns
     -------
-    filled : dask array of shape (n_images, n_pixels), the model's dtype.
+    filled : dask array of shape (n_images, n_pixels), the model's dtype, the row chunks of X.
+        Observed pixels are those of X. Block ``i`` equals
+        ``leafrbm.occlusion.inpaint(model, X_i, mask_i, random_state=<seed of block i>, ...)``.
+
+    Raises
+    ------
+    ImportError
+        If :mod:`leafrbm.occlusion` is not available.
+    TypeError, ValueError
+        For a bad mask (not boolean, not the shape of X) or bad keyword arguments: raised now.
     """
     from .occlusion import inpaint as inpaint_rows
 
     _check_model(model, "transform")
     X = _whole_rows(_check_dask_array("X", X))
-    if isinstance(mask, np.ndarray):
-        mask = da.from_array(mask, chunks=X.chunks)
-    mask = _check_dask_array("mask", mask)
+    if not isinstance(mask, (np.ndarray, da.Array)):
+        raise TypeError(f"mask must be a dask array or a numpy array of bool, got a {type(mask).__name__}")
     if mask.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean array (True where observed), got dtype {mask.dtype}")
     if mask.shape != X.shape:
         raise ValueError(f"mask must have the shape of X {X.shape}, got {mask.shape}")
-    mask = mask.rechunk(X.chunks)
-    if "random_state" in kwargs:  # pragma: no cover - a named parameter already
-        raise TypeError("random_state given twice")
+    mask = da.from_array(mask, chunks=X.chunks) if isinstance(mask, np.ndarray) else mask.rechunk(X.chunks)
     base_seed = seed_from_random_state(random_state)
-    probe = inpaint_rows(model, np.zeros((1, X.shape[1]), dtype=X.dtype), np.ones((1, X.shape[1]), bool),
-                              random_state=0, **kwargs)
+    # One observed row now: checks the keyword arguments and gives the output dtype.
+    row = np.zeros((1, X.shape[1]), dtype=X.dtype)
+    probe = inpaint_rows(model, row, np.ones(row.shape, dtype=bool), random_state=0, **kwargs)
     dtype = np.asarray(probe).dtype
     reference = _model_reference(model)
     return da.map_blocks(
