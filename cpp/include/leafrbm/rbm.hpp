@@ -158,6 +158,7 @@ template <class T, class StopFn>
 index_t gibbs_chain(const RBMView<const T>& model, T* visible, index_t n_rows, index_t n_steps,
                     std::uint64_t seed, Stream stream, std::uint64_t first_step, T* visible_means,
                     int n_threads, StopFn&& should_stop) {
+  const ScopedTeam team(n_threads);  // one thread team for all 2·n_steps passes
   std::vector<T> hidden_means(static_cast<std::size_t>(n_rows * model.n_hidden));
   std::vector<T> hidden(hidden_means.size());
   std::vector<T> scratch_means;
@@ -216,6 +217,7 @@ index_t train_epoch(const RBMView<T>& model, const TrainState<T>& state, const T
                     const TrainConfig& config, std::uint64_t first_batch, StopFn&& should_stop) {
   const index_t H = model.n_hidden, V = model.n_visible;
   const int threads = config.n_threads;
+  const ScopedTeam team(threads);  // one thread team for every pass of the epoch
   const RBMView<const T> view{model.weights, model.hidden_bias, model.visible_bias, H, V, model.visible_type};
   if (config.k < 1 || config.k > 65535) throw std::invalid_argument("k must be in [1, 65535]");
   if (config.persistent && state.n_chains < 1) throw std::invalid_argument("persistent chains missing");
