@@ -232,7 +232,7 @@ def test_mnist_784_16_pcd_reaches_published_log_likelihood(shared_data):
     with np.load(path) as data:
         train = (data["x_train"].reshape(-1, 784) / 255.0 > 0.5).astype(np.float64)
         test = (data["x_test"].reshape(-1, 784) / 255.0 > 0.5).astype(np.float64)
-    rbm = BernoulliRBM(n_components=16, learning_rate=0.01, batch_size=100, n_iter=0, random_state=0)
+    rbm = BernoulliRBM(n_components=16, learning_rate=0.01, batch_size=100, n_iter=0, random_state=0, n_jobs=1)
     rbm.fit(train)
     # PyDeep's 'AUTO' initial visible bias: the logit of the data's pixel means.
     mean = np.clip(train.mean(0), 1e-3, 1 - 1e-3)

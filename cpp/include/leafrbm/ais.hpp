@@ -121,6 +121,36 @@ struct LogSumExp {
   double value() const { return sum == 0.0 ? -std::numeric_limits<double>::infinity() : max + std::log(sum); }
 };
 
+/// One run's hidden tile at one temperature: adds the hidden bias to `a` (n values), returns
+/// Σ softplus(β a) − softplus(β' a), and (if h) samples h = [u < σ(β a)].
+template <class T>
+inline double ais_hidden_row(T* a, const T* bias, index_t n, double beta, double beta_previous,
+                                  std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
+                                  T* uniforms, T* h) {
+  for (index_t j = 0; j < n; ++j) a[j] += bias[j];
+  const double increment = softplus_sum(a, n, beta) - softplus_sum(a, n, beta_previous);
+  if (h) {
+    uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
+    const T beta_t = static_cast<T>(beta);
+    for (index_t j = 0; j < n; ++j) h[j] = uniforms[j] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
+  }
+  return increment;
+}
+
+/// One run's visible tile: v = [u < σ((1−β) b_A + β (a + b_B))] for n values.
+template <class T>
+inline void ais_visible_row(const T* a, const T* base_bias, const T* bias, index_t n, double beta,
+                                 std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
+                                 T* uniforms, T* v) {
+  uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
+  const T beta_t = static_cast<T>(beta), one_minus_beta = static_cast<T>(1.0 - beta);
+  for (index_t i = 0; i < n; ++i) {
+    const T x = one_minus_beta * base_bias[i] + beta_t * (a[i] + bias[i]);
+    v[i] = uniforms[i] < sigmoid(x) ? T(1) : T(0);
+  }
+}
+
+
 }  // namespace detail
 
 /// Exact log Z of an RBM by enumerating all 2^n states of its smaller layer (n <= 30).
@@ -235,7 +265,6 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   for (; k <= K; ++k) {
     const double beta = betas[k], beta_previous = betas[k - 1];
     const bool transition = k < K;
-    const T beta_t = static_cast<T>(beta);
     const std::uint64_t step = 2 * static_cast<std::uint64_t>(k);
     // Hidden side: a = v·Wᵀ + c; increments Σ_j softplus(β a_j) − softplus(β' a_j); h ~ σ(β a).
     parallel_for(hidden_plan.count(), n_threads, [&](index_t t) {
@@ -248,9 +277,10 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
       const index_t slot = hidden_plan.by_rows ? 0 : t;
       for (index_t r = rows.begin; r < rows.end; ++r) {
         T* a = activation.data() + r * H;
-        for (index_t j = cols.begin; j < cols.end; ++j) a[j] += model.hidden_bias[j];
-        double increment = detail::softplus_sum(a + cols.begin, cols.size(), beta) -
-                           detail::softplus_sum(a + cols.begin, cols.size(), beta_previous);
+        double increment = detail::ais_hidden_row<T>(
+            a + cols.begin, model.hidden_bias + cols.begin, cols.size(), beta, beta_previous, seed, step,
+            static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin), uniforms.data(),
+            transition ? hidden.data() + r * H + cols.begin : static_cast<T*>(nullptr));
         if (slot == 0) {
           double visible_term = 0.0;
           const T* v = visible.data() + r * V;
@@ -258,12 +288,6 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
           increment += (beta - beta_previous) * visible_term;
         }
         increments[r * hidden_tiles + slot] = increment;
-        if (!transition) continue;
-        uniform_row<T>(seed, stream, step, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
-                       static_cast<std::size_t>(cols.end), uniforms.data());
-        T* h = hidden.data() + r * H;
-        for (index_t j = cols.begin; j < cols.end; ++j)
-          h[j] = uniforms[j - cols.begin] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
       }
     });
     const index_t used_tiles = hidden_plan.by_rows ? 1 : hidden_tiles;
@@ -271,7 +295,6 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
       for (index_t t = 0; t < used_tiles; ++t) log_weights[r] += increments[r * hidden_tiles + t];
     if (!transition) break;
     // Visible side: v ~ σ((1−β) b_A + β (h·W + b_B)).
-    const T one_minus_beta = static_cast<T>(1.0 - beta);
     parallel_for(visible_plan.count(), n_threads, [&](index_t t) {
       const Range tile = visible_plan.tiling[t];
       const Range rows = visible_plan.by_rows ? tile : Range{0, n_runs};
@@ -280,14 +303,10 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
            model.weights + cols.begin, V, T(0), visible_activation.data() + rows.begin * V + cols.begin, V);
       std::vector<T> uniforms(static_cast<std::size_t>(cols.size()));
       for (index_t r = rows.begin; r < rows.end; ++r) {
-        const T* a = visible_activation.data() + r * V;
-        T* v = visible.data() + r * V;
-        uniform_row<T>(seed, stream, step + 1, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
-                       static_cast<std::size_t>(cols.end), uniforms.data());
-        for (index_t i = cols.begin; i < cols.end; ++i) {
-          const T x = one_minus_beta * base_visible_bias[i] + beta_t * (a[i] + model.visible_bias[i]);
-          v[i] = uniforms[i - cols.begin] < sigmoid(x) ? T(1) : T(0);
-        }
+        detail::ais_visible_row<T>(visible_activation.data() + r * V + cols.begin, base_visible_bias + cols.begin,
+                                model.visible_bias + cols.begin, cols.size(), beta, seed, step + 1,
+                                static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
+                                uniforms.data(), visible.data() + r * V + cols.begin);
       }
     });
     if (should_stop()) break;
