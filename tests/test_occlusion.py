@@ -319,8 +319,6 @@ def test_occlusion_experiment_table_and_baselines():
     for row in table.rows:
         assert row["n_hidden_pixels"] == (50 * 18 if row["mask"] == "half" else round(0.3 * 36) * 50)
         assert 0 <= row["mse"] <= 1 and row["cross_entropy"] >= 0
-    # The mean image on hidden pixels: its MSE is exactly computable.
-    mask = half(50, (6, 6), 0.5, random_state=None) if False else None
     by = {(row["mask"], row["method"]): row for row in table.rows}
     assert by[("half", "clamped")]["mse"] < by[("half", "mean_image")]["mse"]
     assert by[("half", "nearest_image")]["mse"] < by[("half", "mean_image")]["mse"]
