@@ -121,7 +121,6 @@ def digits_rbm(binary_digits):
                         n_jobs=2).fit(binary_digits)
 
 
-@pytest.mark.slow  # 14,500 temperatures x 100 runs: about 10 s on a busy 2-core machine
 def test_ais_within_0_2_nats_of_exact_with_paper_schedule(digits_rbm, binary_digits):
     exact = float(digits_rbm.log_partition("exact"))
     ais = digits_rbm.log_partition("ais", n_runs=100, base_rate=binary_digits, random_state=0)

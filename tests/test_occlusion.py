@@ -345,7 +345,6 @@ def test_occlusion_experiment_bad_input():
 
 
 # ---------------------------------------------------------------------- real leaves
-@pytest.mark.slow  # about 25 s on a busy 2-core machine
 def test_clamped_fill_in_beats_mean_image_on_real_leaves(shared_data):
     path = shared_data / "leaves" / "leaves64.npz"
     if not path.exists():
