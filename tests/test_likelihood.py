@@ -145,6 +145,18 @@ def test_ais_on_random_20_hidden_model():
         rbm.log_partition("ais", betas=20, n_runs=5, random_state=2).log_z
 
 
+def test_ais_is_exact_for_an_rbm_equal_to_its_base_model():
+    """W = 0, c = 0 and b_A = b_B: every importance weight is 1, so AIS returns log Z exactly."""
+    rbm = _random_rbm(3, 5)
+    rbm.components_[:] = 0.0
+    rbm.intercept_hidden_[:] = 0.0
+    marginals = 1.0 / (1.0 + np.exp(-rbm.intercept_visible_))
+    ais = rbm.log_partition("ais", betas=10, n_runs=4, base_rate=marginals, random_state=0)
+    np.testing.assert_allclose(ais.log_weights, 0.0, atol=1e-12)
+    assert ais.log_z == pytest.approx(float(rbm.log_partition("exact")), abs=1e-10)
+    assert ais.lower == ais.upper == pytest.approx(ais.log_z)
+
+
 def test_auto_method_choice(digits_rbm):
     assert digits_rbm.log_partition().method == "exact"
     big = _random_rbm(30, 40, scale=0.01)
