@@ -93,8 +93,7 @@ def train_epoch(W, bh, bv, X, order, batch_size, *, lr, k=1, persistent=True, ch
     return W, bh, bv, chain, (vW, vbh, vbv), activity
 
 
-def stack_chain(layers, V, n_steps, seed, stream, first_step=0, mask=None, gaussian=False, keep_every=1,
-                mean_field_visible=False):
+def stack_chain(layers, V, n_steps, seed, stream, first_step=0, mask=None, gaussian=False, keep_every=1):
     """leafrbm's stack chain (inpaint.hpp) in NumPy: up sampling every layer, down, clamp.
 
     layers: list of (W, bh, bv). Returns (final state, final clamped means, kept frames).
@@ -118,9 +117,7 @@ def stack_chain(layers, V, n_steps, seed, stream, first_step=0, mask=None, gauss
             samples[index - 1] = (uniforms(seed, stream, base + 2 * index + 1, *m.shape) < m).astype(V.dtype)
         W, _, bv = layers[0]
         visible_mean = visible_means(W, bv, samples[0], gaussian)
-        if mean_field_visible:
-            V = visible_mean.copy()
-        elif gaussian:
+        if gaussian:
             V = visible_mean + normals(seed, stream, base + 1, *visible_mean.shape)
         else:
             V = (uniforms(seed, stream, base + 1, *visible_mean.shape) < visible_mean).astype(V.dtype)

@@ -128,7 +128,7 @@ def test_ais_within_0_2_nats_of_exact_with_paper_schedule(digits_rbm, binary_dig
     assert abs(ais.log_z - exact) < 0.2
     assert ais.lower <= ais.log_z <= ais.upper
     # Test log-likelihood from AIS close to the exact one.
-    exact_ll = digits_rbm.log_likelihood(binary_digits[:200]).mean()
+    exact_ll = digits_rbm.log_likelihood(binary_digits[:200], log_partition=exact).mean()
     ais_ll = digits_rbm.log_likelihood(binary_digits[:200], log_partition=ais).mean()
     assert abs(exact_ll - ais_ll) < 0.2
 
@@ -136,10 +136,25 @@ def test_ais_within_0_2_nats_of_exact_with_paper_schedule(digits_rbm, binary_dig
 def test_ais_on_random_20_hidden_model():
     rbm = _random_rbm(20, 60, scale=0.3, seed=7)
     exact = float(rbm.log_partition("exact"))
-    ais = rbm.log_partition("ais", betas=3000, random_state=1)
+    ais = rbm.log_partition("ais", betas=1500, n_runs=50, random_state=1)
     assert abs(ais.log_z - exact) < 0.2
-    # Reproducible with the same seed.
-    assert rbm.log_partition("ais", betas=3000, random_state=1).log_z == ais.log_z
+    # Reproducible with the same seed, different with another.
+    assert rbm.log_partition("ais", betas=20, n_runs=5, random_state=1).log_z == \
+        rbm.log_partition("ais", betas=20, n_runs=5, random_state=1).log_z
+    assert rbm.log_partition("ais", betas=20, n_runs=5, random_state=1).log_z != \
+        rbm.log_partition("ais", betas=20, n_runs=5, random_state=2).log_z
+
+
+def test_ais_is_exact_for_an_rbm_equal_to_its_base_model():
+    """W = 0, c = 0 and b_A = b_B: every importance weight is 1, so AIS returns log Z exactly."""
+    rbm = _random_rbm(3, 5)
+    rbm.components_[:] = 0.0
+    rbm.intercept_hidden_[:] = 0.0
+    marginals = 1.0 / (1.0 + np.exp(-rbm.intercept_visible_))
+    ais = rbm.log_partition("ais", betas=10, n_runs=4, base_rate=marginals, random_state=0)
+    np.testing.assert_allclose(ais.log_weights, 0.0, atol=1e-12)
+    assert ais.log_z == pytest.approx(float(rbm.log_partition("exact")), abs=1e-10)
+    assert ais.lower == ais.upper == pytest.approx(ais.log_z)
 
 
 def test_auto_method_choice(digits_rbm):
@@ -232,7 +247,7 @@ def test_mnist_784_16_pcd_reaches_published_log_likelihood(shared_data):
     with np.load(path) as data:
         train = (data["x_train"].reshape(-1, 784) / 255.0 > 0.5).astype(np.float64)
         test = (data["x_test"].reshape(-1, 784) / 255.0 > 0.5).astype(np.float64)
-    rbm = BernoulliRBM(n_components=16, learning_rate=0.01, batch_size=100, n_iter=0, random_state=0)
+    rbm = BernoulliRBM(n_components=16, learning_rate=0.01, batch_size=100, n_iter=0, random_state=0, n_jobs=1)
     rbm.fit(train)
     # PyDeep's 'AUTO' initial visible bias: the logit of the data's pixel means.
     mean = np.clip(train.mean(0), 1e-3, 1 - 1e-3)

@@ -324,9 +324,23 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ likelihood
     def log_likelihood_lower_bound(self, X, log_partition=None, n_samples=10, random_state=None):
-        """Variational lower bound on log p(x) per row (Salakhutdinov & Murray 2008, eq. 14).
+        """Variational lower bound on log p(x) per row (Salakhutdinov & Murray 2008, §4).
 
-        See :func:`leafrbm.likelihood.dbn_lower_bound`.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        log_partition : float, LogPartition or None
+            log Z of the top RBM (None: exact when it has at most 25 units in a layer, else AIS
+            from the sampled codes' marginals).
+        n_samples : int, default=10
+            Monte Carlo draws of the hidden layers per row.
+        random_state : None, int, RandomState or Generator
+
+        Returns
+        -------
+        bound : ndarray of float64, shape (n_rows,)
+
+        See :func:`leafrbm.likelihood.dbn_lower_bound` for the formula.
         """
         from .likelihood import dbn_lower_bound
 

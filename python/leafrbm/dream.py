@@ -39,8 +39,9 @@ def dream(model, X_or_n, n_steps=100, depth=None, keep_every=1, random_state=Non
     random_state : None, int, RandomState or Generator
         Seed of the chain (None: drawn from the first layer's random state).
     mean_field : bool, default=False
-        Feed the visible means (not a sample) back in: a deterministic dream that settles on
-        a fixed point; by default the sampled image is fed back.
+        Pass means instead of samples everywhere (up, down and back in): a deterministic dream
+        that settles on a fixed point. By default every layer is sampled and the sampled image
+        is fed back.
 
     Returns
     -------
@@ -73,6 +74,6 @@ def dream(model, X_or_n, n_steps=100, depth=None, keep_every=1, random_state=Non
     frames = np.empty((n_frames,) + visible.shape, dtype=visible.dtype)
     progress = np.zeros(1, dtype=np.int64)
     _core.stack_chain(*stack_arguments(layers), visible, n_steps, seed, _STREAMS["dream"], 0,
-                      frames=frames, keep_every=keep_every, mean_field_visible=mean_field,
+                      frames=frames, keep_every=keep_every, mean_field=mean_field,
                       n_threads=first._n_threads(), progress=progress)
     return first._visible_output(frames)

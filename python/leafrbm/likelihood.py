@@ -184,9 +184,10 @@ def log_partition(rbm, method="auto", n_runs=100, betas=None, base_rate=None, ra
     log_z0 = _core.ais_log_weights(*rbm._model_args()[:3], base, betas, n_runs, seed, log_weights,
                                    n_threads=rbm._n_threads())
     log_mean = logsumexp(log_weights) - np.log(n_runs)
-    shift = log_weights.mean()
-    # log of 3 standard errors of the weights, computed around their mean to avoid overflow.
-    log_three_se = np.log(3.0) + np.log(np.std(np.exp(log_weights - shift))) + shift - 0.5 * np.log(n_runs)
+    shift = log_weights.max()
+    # log of 3 standard errors of the weights, scaled by the largest weight to avoid overflow.
+    with np.errstate(divide="ignore"):  # identical weights: a standard error of 0, log = -inf
+        log_three_se = np.log(3.0) + np.log(np.std(np.exp(log_weights - shift))) + shift - 0.5 * np.log(n_runs)
     upper = np.logaddexp(log_mean, log_three_se)
     with np.errstate(divide="ignore", invalid="ignore"):
         lower = log_mean + np.log1p(-np.exp(log_three_se - log_mean)) if log_three_se < log_mean else -np.inf

@@ -52,8 +52,7 @@ def _check_shape(n_images, image_shape):
 
 
 def _generator(random_state):
-    return np.random.default_rng(seed_from_random_state(check_random_state(random_state)
-                                                        if random_state is None else random_state))
+    return np.random.default_rng(seed_from_random_state(random_state))
 
 
 def rectangle(n_images, image_shape, fraction=0.25, random_state=None):

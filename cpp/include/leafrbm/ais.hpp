@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <cstdint>
@@ -24,6 +25,10 @@
 #include "parallel.hpp"
 #include "rbm.hpp"
 #include "rng.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace leafrbm {
 
@@ -61,32 +66,36 @@ inline double exp_nonpositive(double x) {
 }
 
 /// Σ_j softplus(scale · x_j) in double, as Σ max(v, 0) + log Π (1 + exp(−|v|)): one exp per
-/// element, products over 8 fixed lanes (each factor is in (1, 2]; 64 factors per lane before
-/// a log), so the loop vectorises and the result does not depend on how it is called.
+/// element and one log per 512, products over 8 fixed lanes (each factor is in (1, 2]; 64 per
+/// lane before a log). The result depends only on x, never on the caller's tiling. (GCC 12 does
+/// not vectorise this loop for SSE2; see benchmarks/README_dbn.md.)
 template <class T>
 inline double softplus_sum(const T* x, index_t n, double scale) {
-  constexpr index_t lanes = 8, run = 64 * lanes;
+  constexpr index_t lanes = 8, run = 64;  // 64 steps of 8 lanes between logs
   double linear[lanes] = {}, total_log = 0.0;
-  index_t j = 0;
-  for (; j + lanes <= n;) {
+  const index_t full = n / lanes;
+  for (index_t first = 0; first < full; first += run) {
+    const index_t last = std::min(full, first + run);
     double product[lanes] = {1, 1, 1, 1, 1, 1, 1, 1};
-    const index_t end = j + std::min(run, (n - j) / lanes * lanes);
-    for (; j < end; j += lanes) {
+    for (index_t block = first; block < last; ++block) {
+      const T* chunk = x + block * lanes;
       for (index_t l = 0; l < lanes; ++l) {
-        const double value = scale * static_cast<double>(x[j + l]);
-        linear[l] += value > 0.0 ? value : 0.0;
-        product[l] *= 1.0 + exp_nonpositive(value > 0.0 ? -value : value);
+        const double value = scale * static_cast<double>(chunk[l]);
+        const double magnitude = std::fabs(value);
+        linear[l] += 0.5 * (value + magnitude);  // max(value, 0), exactly
+        product[l] *= 1.0 + exp_nonpositive(-magnitude);
       }
     }
-    double chunk = 1.0;
-    for (index_t l = 0; l < lanes; ++l) chunk *= product[l];  // <= 2^512
-    total_log += std::log(chunk);
+    double chunk_product = 1.0;
+    for (index_t l = 0; l < lanes; ++l) chunk_product *= product[l];  // <= 2^512
+    total_log += std::log(chunk_product);
   }
   double tail = 1.0;
-  for (; j < n; ++j) {
+  for (index_t j = full * lanes; j < n; ++j) {
     const double value = scale * static_cast<double>(x[j]);
-    linear[0] += value > 0.0 ? value : 0.0;
-    tail *= 1.0 + exp_nonpositive(value > 0.0 ? -value : value);
+    const double magnitude = std::fabs(value);
+    linear[0] += 0.5 * (value + magnitude);
+    tail *= 1.0 + exp_nonpositive(-magnitude);
   }
   double sum = total_log + std::log(tail);
   for (index_t l = 0; l < lanes; ++l) sum += linear[l];
@@ -120,6 +129,36 @@ struct LogSumExp {
   }
   double value() const { return sum == 0.0 ? -std::numeric_limits<double>::infinity() : max + std::log(sum); }
 };
+
+/// One run's hidden tile at one temperature: adds the hidden bias to `a` (n values), returns
+/// Σ softplus(β a) − softplus(β' a), and (if h) samples h = [u < σ(β a)].
+template <class T>
+inline double ais_hidden_row(T* a, const T* bias, index_t n, double beta, double beta_previous,
+                                  std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
+                                  T* uniforms, T* h) {
+  for (index_t j = 0; j < n; ++j) a[j] += bias[j];
+  const double increment = softplus_sum(a, n, beta) - softplus_sum(a, n, beta_previous);
+  if (h) {
+    uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
+    const T beta_t = static_cast<T>(beta);
+    for (index_t j = 0; j < n; ++j) h[j] = uniforms[j] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
+  }
+  return increment;
+}
+
+/// One run's visible tile: v = [u < σ((1−β) b_A + β (a + b_B))] for n values.
+template <class T>
+inline void ais_visible_row(const T* a, const T* base_bias, const T* bias, index_t n, double beta,
+                                 std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
+                                 T* uniforms, T* v) {
+  uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
+  const T beta_t = static_cast<T>(beta), one_minus_beta = static_cast<T>(1.0 - beta);
+  for (index_t i = 0; i < n; ++i) {
+    const T x = one_minus_beta * base_bias[i] + beta_t * (a[i] + bias[i]);
+    v[i] = uniforms[i] < sigmoid(x) ? T(1) : T(0);
+  }
+}
+
 
 }  // namespace detail
 
@@ -190,6 +229,11 @@ double exact_log_partition(const RBMView<const T>& model, bool enumerate_hidden,
 /// Writes each run's log weight into log_weights (n_runs) and returns log Z_0 (the base model's).
 /// The caller estimates log Z = log Z_0 + log mean exp(log_weights). Returns the temperatures
 /// done through `done` (fewer than n_betas − 1 when should_stop() returned true).
+///
+/// Notes: runs are independent, so the runs are cut into a few fixed tiles (by n_runs only) and
+/// each tile anneals through every temperature on its own, with its own two GEMMs per
+/// temperature: no barrier per temperature, which matters on a busy machine where a barrier
+/// waits for a descheduled thread. should_stop() is asked by the calling thread only.
 template <class T, class StopFn>
 double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias, const double* betas,
                        index_t n_betas, index_t n_runs, std::uint64_t seed, double* log_weights, index_t* done,
@@ -199,100 +243,75 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   if (n_betas < 2) throw std::invalid_argument("AIS needs at least two temperatures");
   if (n_runs < 1) throw std::invalid_argument("AIS needs at least one run");
   const Stream stream = Stream::ais;
-  n_threads = detail::threads_for_work(static_cast<double>(n_runs) * static_cast<double>(H) * static_cast<double>(V), n_threads);
-  std::vector<T> visible(static_cast<std::size_t>(n_runs * V)), hidden(static_cast<std::size_t>(n_runs * H));
-  std::vector<T> activation(hidden.size()), visible_activation(visible.size());
+  n_threads = detail::threads_for_work(static_cast<double>(n_runs) * static_cast<double>(H) * static_cast<double>(V),
+                                       n_threads);
   // b_B − b_A for the visible part of the log-weight increments.
   std::vector<double> bias_difference(static_cast<std::size_t>(V));
   for (index_t i = 0; i < V; ++i)
     bias_difference[i] = static_cast<double>(model.visible_bias[i]) - static_cast<double>(base_visible_bias[i]);
-
   double log_z0 = static_cast<double>(H) * std::log(2.0);
   for (index_t i = 0; i < V; ++i) log_z0 += softplus(static_cast<double>(base_visible_bias[i]));
-
-  const GemmTiling hidden_plan = GemmTiling::for_shape(n_runs, H);
-  const GemmTiling visible_plan = GemmTiling::for_shape(n_runs, V);
-  const index_t hidden_tiles = hidden_plan.count();
-  // Per (run, hidden tile) partial increments, reduced in tile order after each temperature.
-  std::vector<double> increments(static_cast<std::size_t>(n_runs * hidden_tiles));
   std::fill(log_weights, log_weights + n_runs, 0.0);
 
-  // v_0 ~ p_A: independent Bernoulli(sigmoid(b_A)).
-  {
-    const Tiling rows{n_runs, 16};
-    parallel_for(rows.count(), n_threads, [&](index_t t) {
-      std::vector<T> uniforms(static_cast<std::size_t>(V));
-      for (index_t r = rows[t].begin; r < rows[t].end; ++r) {
-        uniform_row<T>(seed, stream, 0, static_cast<std::uint64_t>(r), 0, static_cast<std::size_t>(V), uniforms.data());
-        for (index_t i = 0; i < V; ++i)
-          visible[r * V + i] = uniforms[i] < sigmoid(base_visible_bias[i]) ? T(1) : T(0);
-      }
-    });
-  }
-
+  // Four tiles of runs (16 to 128 runs each): balanced on 2 or 4 threads, large enough GEMMs.
+  const index_t tile_rows = std::min<index_t>(128, std::max<index_t>(16, (n_runs + 3) / 4));
+  const Tiling run_plan{n_runs, tile_rows};
   const index_t K = n_betas - 1;
-  index_t k = 1;
-  for (; k <= K; ++k) {
-    const double beta = betas[k], beta_previous = betas[k - 1];
-    const bool transition = k < K;
-    const T beta_t = static_cast<T>(beta);
-    const std::uint64_t step = 2 * static_cast<std::uint64_t>(k);
-    // Hidden side: a = v·Wᵀ + c; increments Σ_j softplus(β a_j) − softplus(β' a_j); h ~ σ(β a).
-    parallel_for(hidden_plan.count(), n_threads, [&](index_t t) {
-      const Range tile = hidden_plan.tiling[t];
-      const Range rows = hidden_plan.by_rows ? tile : Range{0, n_runs};
-      const Range cols = hidden_plan.by_rows ? Range{0, H} : tile;
-      gemm(false, true, rows.size(), cols.size(), V, T(1), visible.data() + rows.begin * V, V,
-           model.weights + cols.begin * V, V, T(0), activation.data() + rows.begin * H + cols.begin, H);
-      std::vector<T> uniforms(static_cast<std::size_t>(cols.size()));
-      const index_t slot = hidden_plan.by_rows ? 0 : t;
-      for (index_t r = rows.begin; r < rows.end; ++r) {
-        T* a = activation.data() + r * H;
-        for (index_t j = cols.begin; j < cols.end; ++j) a[j] += model.hidden_bias[j];
-        double increment = detail::softplus_sum(a + cols.begin, cols.size(), beta) -
-                           detail::softplus_sum(a + cols.begin, cols.size(), beta_previous);
-        if (slot == 0) {
-          double visible_term = 0.0;
-          const T* v = visible.data() + r * V;
-          for (index_t i = 0; i < V; ++i) visible_term += bias_difference[i] * static_cast<double>(v[i]);
-          increment += (beta - beta_previous) * visible_term;
-        }
-        increments[r * hidden_tiles + slot] = increment;
-        if (!transition) continue;
-        uniform_row<T>(seed, stream, step, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
-                       static_cast<std::size_t>(cols.end), uniforms.data());
-        T* h = hidden.data() + r * H;
-        for (index_t j = cols.begin; j < cols.end; ++j)
-          h[j] = uniforms[j - cols.begin] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
+  std::atomic<bool> stop{false};
+  std::atomic<index_t> completed{K};
+
+  parallel_for(run_plan.count(), n_threads, [&](index_t t) {
+    const Range runs = run_plan[t];
+    const index_t m = runs.size();
+    std::vector<T> visible(static_cast<std::size_t>(m * V)), hidden(static_cast<std::size_t>(m * H));
+    std::vector<T> activation(hidden.size()), visible_activation(visible.size());
+    std::vector<T> uniforms(static_cast<std::size_t>(std::max(H, V)));
+    // v_0 ~ p_A: independent Bernoulli(sigmoid(b_A)).
+    for (index_t r = 0; r < m; ++r) {
+      uniform_row<T>(seed, stream, 0, static_cast<std::uint64_t>(runs.begin + r), 0, static_cast<std::size_t>(V),
+                     uniforms.data());
+      for (index_t i = 0; i < V; ++i)
+        visible[r * V + i] = uniforms[i] < sigmoid(base_visible_bias[i]) ? T(1) : T(0);
+    }
+#ifdef _OPENMP
+    const bool caller = omp_get_thread_num() == 0;
+#else
+    const bool caller = true;
+#endif
+    for (index_t k = 1; k <= K; ++k) {
+      const double beta = betas[k], beta_previous = betas[k - 1];
+      const bool transition = k < K;
+      const std::uint64_t step = 2 * static_cast<std::uint64_t>(k);
+      // a = v·Wᵀ + c; log w += Σ_j softplus(β a_j) − softplus(β' a_j) + (β − β')(b_B − b_A)·v; h ~ σ(β a).
+      gemm(false, true, m, H, V, T(1), visible.data(), V, model.weights, V, T(0), activation.data(), H);
+      for (index_t r = 0; r < m; ++r) {
+        const index_t run = runs.begin + r;
+        double increment = detail::ais_hidden_row<T>(
+            activation.data() + r * H, model.hidden_bias, H, beta, beta_previous, seed, step,
+            static_cast<std::uint64_t>(run), 0, uniforms.data(), transition ? hidden.data() + r * H : nullptr);
+        double visible_term = 0.0;
+        const T* v = visible.data() + r * V;
+        for (index_t i = 0; i < V; ++i) visible_term += bias_difference[i] * static_cast<double>(v[i]);
+        log_weights[run] += increment + (beta - beta_previous) * visible_term;
       }
-    });
-    const index_t used_tiles = hidden_plan.by_rows ? 1 : hidden_tiles;
-    for (index_t r = 0; r < n_runs; ++r)
-      for (index_t t = 0; t < used_tiles; ++t) log_weights[r] += increments[r * hidden_tiles + t];
-    if (!transition) break;
-    // Visible side: v ~ σ((1−β) b_A + β (h·W + b_B)).
-    const T one_minus_beta = static_cast<T>(1.0 - beta);
-    parallel_for(visible_plan.count(), n_threads, [&](index_t t) {
-      const Range tile = visible_plan.tiling[t];
-      const Range rows = visible_plan.by_rows ? tile : Range{0, n_runs};
-      const Range cols = visible_plan.by_rows ? Range{0, V} : tile;
-      gemm(false, false, rows.size(), cols.size(), H, T(1), hidden.data() + rows.begin * H, H,
-           model.weights + cols.begin, V, T(0), visible_activation.data() + rows.begin * V + cols.begin, V);
-      std::vector<T> uniforms(static_cast<std::size_t>(cols.size()));
-      for (index_t r = rows.begin; r < rows.end; ++r) {
-        const T* a = visible_activation.data() + r * V;
-        T* v = visible.data() + r * V;
-        uniform_row<T>(seed, stream, step + 1, static_cast<std::uint64_t>(r), static_cast<std::size_t>(cols.begin),
-                       static_cast<std::size_t>(cols.end), uniforms.data());
-        for (index_t i = cols.begin; i < cols.end; ++i) {
-          const T x = one_minus_beta * base_visible_bias[i] + beta_t * (a[i] + model.visible_bias[i]);
-          v[i] = uniforms[i - cols.begin] < sigmoid(x) ? T(1) : T(0);
-        }
+      if (!transition) break;
+      // v ~ σ((1−β) b_A + β (h·W + b_B)).
+      gemm(false, false, m, V, H, T(1), hidden.data(), H, model.weights, V, T(0), visible_activation.data(), V);
+      for (index_t r = 0; r < m; ++r) {
+        detail::ais_visible_row<T>(visible_activation.data() + r * V, base_visible_bias, model.visible_bias, V,
+                                   beta, seed, step + 1, static_cast<std::uint64_t>(runs.begin + r), 0,
+                                   uniforms.data(), visible.data() + r * V);
       }
-    });
-    if (should_stop()) break;
-  }
-  *done = std::min(k, K);
+      if (caller && (k & 15) == 0 && should_stop()) stop.store(true);
+      if (stop.load(std::memory_order_relaxed)) {
+        index_t seen = completed.load();
+        while (k < seen && !completed.compare_exchange_weak(seen, k)) {
+        }
+        break;
+      }
+    }
+  });
+  *done = completed.load();
   return log_z0;
 }
 

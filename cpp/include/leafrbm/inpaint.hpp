@@ -26,7 +26,7 @@ struct StackChainOptions {
   T* final_means = nullptr;                  // n_rows × n_visible: visible means of the last step (clamped)
   T* frames = nullptr;                       // n_frames × n_rows × n_visible: visible means every keep_every steps
   index_t keep_every = 1;
-  bool mean_field_visible = false;           // feed the visible means (not samples) to the next step
+  bool mean_field = false;                   // deterministic chain: means, not samples, everywhere
 };
 
 /// Runs n_steps of the stack chain in place on `visible` (n_rows × layers[0].n_visible), which
@@ -79,21 +79,22 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
     const std::uint64_t base = per_step * (first_step + static_cast<std::uint64_t>(s));
     // Up: sample every hidden layer given the one below.
     const T* below = visible;
+    const bool mean_field = options.mean_field;
+    auto state = [&](index_t l) { return mean_field ? hidden_means[l].data() : hidden_samples[l].data(); };
     for (index_t l = 0; l < L; ++l) {
-      hidden_pass(layers[l], below, n_rows, hidden_means[l].data(), hidden_samples[l].data(),
+      hidden_pass(layers[l], below, n_rows, hidden_means[l].data(), mean_field ? nullptr : hidden_samples[l].data(),
                   RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l)}, n_threads);
-      below = hidden_samples[l].data();
+      below = state(l);
     }
     // Down: sample every layer given the one above; the top pair completes one Gibbs step.
     for (index_t l = L - 1; l >= 1; --l) {
-      visible_pass(layers[l], hidden_samples[l].data(), n_rows, hidden_means[l - 1].data(),
-                   hidden_samples[l - 1].data(), RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l) + 1},
-                   n_threads);
+      visible_pass(layers[l], state(l), n_rows, hidden_means[l - 1].data(),
+                   mean_field ? nullptr : hidden_samples[l - 1].data(),
+                   RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l) + 1}, n_threads);
     }
-    visible_pass(layers[0], hidden_samples[0].data(), n_rows, visible_means.data(),
-                 options.mean_field_visible ? static_cast<T*>(nullptr) : visible, RandomKey{seed, stream, base + 1},
-                 n_threads);
-    if (options.mean_field_visible) std::copy(visible_means.begin(), visible_means.end(), visible);
+    visible_pass(layers[0], state(0), n_rows, visible_means.data(), mean_field ? nullptr : visible,
+                 RandomKey{seed, stream, base + 1}, n_threads);
+    if (mean_field) std::copy(visible_means.begin(), visible_means.end(), visible);
     clamp(visible);
     if (options.frames && (s + 1) % options.keep_every == 0) {
       T* frame = options.frames + static_cast<std::size_t>((s + 1) / options.keep_every - 1) * pixels;
