@@ -408,7 +408,8 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_new, n_features) or (n_new, n_train)
             New samples; with metric="precomputed", their distances to the training samples.
         max_iter : int, default=250
-            Iterations of the optimiser for the new points.
+            Iterations of the optimiser for the new points. With ``n_components != 2`` the
+        repulsion is exact, O(n_new · n_train) per iteration.
         learning_rate : float, default=1.0
             Learning rate of the optimiser for the new points.
 
@@ -420,8 +421,6 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_threads, _ = self._check_params()
         max_iter = check_int("max_iter", max_iter, low=0)
         learning_rate = check_float("learning_rate", learning_rate, low=0.0, low_open=True)
-        if self.n_components != 2:
-            raise ValueError(f"transform needs n_components=2, got {self.n_components}")
         if self.metric == "precomputed":
             X = validate_data(self, X, reset=False, accept_sparse=["csr"], dtype=[np.float32, np.float64],
                               ensure_min_samples=1)

@@ -774,20 +774,21 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
 // Placing new points into a fixed map.
 // ---------------------------------------------------------------------------------------------
 
-/// Moves the m new points y_new (m×2) to minimise, for each point independently,
+/// Moves the m new points y_new (m×dim) to minimise, for each point independently,
 /// KL(P_i ‖ Q_i) with Q_i over the fixed reference points (Student-t kernel): attraction to the
 /// point's reference neighbours (rows of p, each summing to 1), repulsion from the reference
-/// map by Barnes-Hut on its quadtree. Uses the same gains + momentum rule for n_iter iterations.
-/// Each new point's path depends on that point alone.
+/// map by Barnes-Hut on its quadtree (dim == 2) or exactly (other dims). Uses the same
+/// gains + momentum rule for n_iter iterations. Each new point's path depends on that point alone.
 template <class Interrupt>
-index_t transform_optimize(double* y_new, index_t m, const double* y_ref, index_t n_ref, const CsrView& p,
+index_t transform_optimize(double* y_new, index_t m, int dim, const double* y_ref, index_t n_ref, const CsrView& p,
                            const Kernel& kernel, double angle, double learning_rate, double momentum, index_t n_iter,
                            double* update, double* gains, int n_threads, Interrupt&& interrupted) {
+  if (dim < 1 || dim > 8) throw std::invalid_argument("transform: dim must be in [1, 8]");
   QuadTree tree;
-  tree.build(y_ref, n_ref);
+  if (dim == 2) tree.build(y_ref, n_ref);
   const float inv_angle2 = angle > 0 ? static_cast<float>(1.0 / (angle * angle)) : std::numeric_limits<float>::infinity();
   const double factor = kernel.gradient_factor() / 2.0;
-  const double inv_dof = 1.0 / kernel.dof;
+  const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   const Tiling rows{m, 16};
   index_t done = 0;
   constexpr index_t chunk = 10;
@@ -796,32 +797,46 @@ index_t transform_optimize(double* y_new, index_t m, const double* y_ref, index_
     parallel_for(rows.count(), n_threads, [&](index_t tile) {
       thread_local InteractionList list;
       const Range r = rows[tile];
+      double rep[8], att[8];
       for (index_t i = r.begin; i < r.end; ++i) {
+        double* yi = y_new + dim * i;
         for (index_t it = it0; it < it1; ++it) {
-          const float px = static_cast<float>(y_new[2 * i]), py = static_cast<float>(y_new[2 * i + 1]);
-          build_interactions(tree, px, px, py, py, 0, 0, inv_angle2, list);
-          double z, fx, fy;
-          if (kernel.cauchy()) {
-            evaluate_cauchy(list, px, py, z, fx, fy);
+          double z = 0;
+          if (dim == 2) {
+            const float px = static_cast<float>(yi[0]), py = static_cast<float>(yi[1]);
+            build_interactions(tree, px, px, py, py, 0, 0, inv_angle2, list);
+            if (kernel.cauchy()) {
+              evaluate_cauchy(list, px, py, z, rep[0], rep[1]);
+            } else {
+              evaluate_general(list, px, py, kernel, z, rep[0], rep[1]);
+            }
           } else {
-            evaluate_general(list, px, py, kernel, z, fx, fy);
+            for (int c = 0; c < dim; ++c) rep[c] = 0;
+            for (index_t j = 0; j < n_ref; ++j) {
+              double d2 = 0;
+              for (int c = 0; c < dim; ++c) d2 += (yi[c] - y_ref[dim * j + c]) * (yi[c] - y_ref[dim * j + c]);
+              const double u = 1.0 / (1.0 + d2 * inv_dof);
+              const double w = kernel.cauchy() ? u : std::pow(u, exponent);
+              z += w;
+              for (int c = 0; c < dim; ++c) rep[c] += w * u * (yi[c] - y_ref[dim * j + c]);
+            }
           }
-          double ax = 0, ay = 0;
+          for (int c = 0; c < dim; ++c) att[c] = 0;
           for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-            const std::int64_t j = p.indices[e];
-            const double dx = y_new[2 * i] - y_ref[2 * j], dy = y_new[2 * i + 1] - y_ref[2 * j + 1];
-            const double u = 1.0 / (1.0 + (dx * dx + dy * dy) * inv_dof);
-            ax += p.data[e] * u * dx;
-            ay += p.data[e] * u * dy;
+            const double* yj = y_ref + dim * p.indices[e];
+            double d2 = 0;
+            for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+            const double u = 1.0 / (1.0 + d2 * inv_dof);
+            for (int c = 0; c < dim; ++c) att[c] += p.data[e] * u * (yi[c] - yj[c]);
           }
-          const double g[2] = {factor * (ax - fx / z), factor * (ay - fy / z)};
-          for (int c = 0; c < 2; ++c) {
-            double& gain = gains[2 * i + c];
-            double& upd = update[2 * i + c];
-            gain = (upd * g[c] < 0.0) ? gain + 0.2 : gain * 0.8;
+          for (int c = 0; c < dim; ++c) {
+            const double g = factor * (att[c] - rep[c] / z);
+            double& gain = gains[dim * i + c];
+            double& upd = update[dim * i + c];
+            gain = (upd * g < 0.0) ? gain + 0.2 : gain * 0.8;
             if (gain < 0.01) gain = 0.01;
-            upd = momentum * upd - learning_rate * g[c] * gain;
-            y_new[2 * i + c] += upd;
+            upd = momentum * upd - learning_rate * g * gain;
+            yi[c] += upd;
           }
         }
       }
