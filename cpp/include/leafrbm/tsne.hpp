@@ -268,8 +268,10 @@ class QuadTree {
   static constexpr int max_depth = 16;
   static constexpr index_t leaf_size = 16;
 
-  /// Rebuilds the tree for positions y (n×2, row-major, double).
-  void build(const double* y, index_t n) {
+  /// Rebuilds the tree for positions y (n×2, row-major, double). Points with the same Morton
+  /// code keep the order of `canonical` (a permutation of [0, n); identity when null), so the
+  /// tree does not depend on how the points happen to be labelled.
+  void build(const double* y, index_t n, const std::int32_t* canonical = nullptr) {
     n_ = n;
     double min_x = std::numeric_limits<double>::infinity(), min_y = min_x;
     double max_x = -min_x, max_y = -min_x;
@@ -286,11 +288,12 @@ class QuadTree {
     const double scale = 65536.0 / side;
     codes_.resize(n);
     order_.resize(n);
-    for (index_t i = 0; i < n; ++i) {
+    for (index_t t = 0; t < n; ++t) {
+      const index_t i = canonical ? canonical[t] : t;
       const auto qx = static_cast<std::uint32_t>(std::min(65535.0, (y[2 * i] - min_x) * scale));
       const auto qy = static_cast<std::uint32_t>(std::min(65535.0, (y[2 * i + 1] - min_y) * scale));
-      codes_[i] = (spread(qx) << 1) | spread(qy);
-      order_[i] = static_cast<std::int32_t>(i);
+      codes_[t] = (spread(qx) << 1) | spread(qy);
+      order_[t] = static_cast<std::int32_t>(i);
     }
     radix_sort();
     x_.resize(n);
@@ -506,6 +509,27 @@ struct GradientWorkspace {
   QuadTree tree;
   std::vector<double> rep_x, rep_y, rep_z;  // in sorted order
   std::vector<double> row_kl;
+  // float32 copies for the Barnes-Hut attraction: positions, P's columns and values.
+  std::vector<float> y32, p_values32;
+  std::vector<std::int32_t> p_columns32;
+  const double* prepared_for = nullptr;
+  /// When the points are relabelled: canonical[t] is the label of original point t. Global
+  /// sums and tie-breaks follow this order, so results do not depend on the labelling.
+  std::vector<std::int32_t> canonical;
+  const std::int32_t* canonical_or_null() const { return canonical.empty() ? nullptr : canonical.data(); }
+  index_t label_at(index_t t) const { return canonical.empty() ? t : canonical[t]; }
+
+  void prepare_attraction(const CsrView& p) {
+    const index_t nnz = p.indptr[p.n_rows];
+    if (prepared_for == p.data && static_cast<index_t>(p_values32.size()) == nnz) return;
+    p_values32.resize(nnz);
+    p_columns32.resize(nnz);
+    for (index_t e = 0; e < nnz; ++e) {
+      p_values32[e] = static_cast<float>(p.data[e]);
+      p_columns32[e] = static_cast<std::int32_t>(p.indices[e]);
+    }
+    prepared_for = p.data;
+  }
 };
 
 /// Barnes-Hut repulsion for the tree's own points. Writes, per point in original order,
@@ -513,7 +537,7 @@ struct GradientWorkspace {
 inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double angle, GradientWorkspace& ws,
                            double* rep, int n_threads) {
   QuadTree& tree = ws.tree;
-  tree.build(y, n);
+  tree.build(y, n, ws.canonical_or_null());
   ws.rep_x.assign(n, 0.0);
   ws.rep_y.assign(n, 0.0);
   ws.rep_z.assign(n, 0.0);
@@ -612,33 +636,65 @@ inline double gradient(const double* y, int dim, const CsrView& p, double exagge
   constexpr double float_tiny = 1.1754943508222875e-38;
   if (compute_error) ws.row_kl.assign(n, 0.0);
   const Tiling rows{n, 256};
-  parallel_for(rows.count(), n_threads, [&](index_t tile) {
-    const Range r = rows[tile];
-    double a[8];
-    for (index_t i = r.begin; i < r.end; ++i) {
-      const double* yi = y + dim * i;
-      double kl = 0;
-      for (int c = 0; c < dim; ++c) a[c] = 0;
-      for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-        const double* yj = y + dim * p.indices[e];
-        double d2 = 0;
-        for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
-        const double u = 1.0 / (1.0 + d2 * inv_dof);
-        const double pij = exaggeration * p.data[e];
-        for (int c = 0; c < dim; ++c) a[c] += pij * u * (yi[c] - yj[c]);
-        if (compute_error) {
-          const double w = kernel.cauchy() ? u : std::pow(u, exponent);
-          const double q = w * inv_z;
-          kl += pij * std::log(std::max(pij, float_tiny) / std::max(q, float_tiny));
+  if (!exact) {
+    // Attraction in float32 (as scikit-learn's Barnes-Hut), accumulated per row.
+    ws.prepare_attraction(p);
+    ws.y32.resize(2 * n);
+    for (index_t c = 0; c < 2 * n; ++c) ws.y32[c] = static_cast<float>(y[c]);
+    const float* yf = ws.y32.data();
+    const float* values = ws.p_values32.data();
+    const std::int32_t* columns = ws.p_columns32.data();
+    const float inv_dof32 = static_cast<float>(inv_dof);
+    parallel_for(rows.count(), n_threads, [&](index_t tile) {
+      const Range r = rows[tile];
+      for (index_t i = r.begin; i < r.end; ++i) {
+        const float yx = yf[2 * i], yy = yf[2 * i + 1];
+        float ax = 0.0f, ay = 0.0f;
+        for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
+          const std::int32_t j = columns[e];
+          const float dx = yx - yf[2 * j], dy = yy - yf[2 * j + 1];
+          const float pu = values[e] / (1.0f + (dx * dx + dy * dy) * inv_dof32);
+          ax += pu * dx;
+          ay += pu * dy;
         }
+        grad[2 * i] = factor * (exaggeration * ax - grad[2 * i] * inv_z);
+        grad[2 * i + 1] = factor * (exaggeration * ay - grad[2 * i + 1] * inv_z);
       }
-      for (int c = 0; c < dim; ++c) grad[dim * i + c] = factor * (a[c] - grad[dim * i + c] * inv_z);
-      if (compute_error) ws.row_kl[i] = kl;
+    });
+  }
+  parallel_for(rows.count(), n_threads, [&](index_t tile) {
+    if (exact || compute_error) {
+      const Range r = rows[tile];
+      double a[8];
+      for (index_t i = r.begin; i < r.end; ++i) {
+        const double* yi = y + dim * i;
+        double kl = 0;
+        for (int c = 0; c < dim; ++c) a[c] = 0;
+        for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
+          const double* yj = y + dim * p.indices[e];
+          double d2 = 0;
+          for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+          const double u = 1.0 / (1.0 + d2 * inv_dof);
+          const double pij = exaggeration * p.data[e];
+          if (exact) {
+            for (int c = 0; c < dim; ++c) a[c] += pij * u * (yi[c] - yj[c]);
+          }
+          if (compute_error) {
+            const double w = kernel.cauchy() ? u : std::pow(u, exponent);
+            const double q = w * inv_z;
+            kl += pij * std::log(std::max(pij, float_tiny) / std::max(q, float_tiny));
+          }
+        }
+        if (exact) {
+          for (int c = 0; c < dim; ++c) grad[dim * i + c] = factor * (a[c] - grad[dim * i + c] * inv_z);
+        }
+        if (compute_error) ws.row_kl[i] = kl;
+      }
     }
   });
   if (!compute_error) return 0.0;
   double kl = 0.0;
-  for (index_t i = 0; i < n; ++i) kl += ws.row_kl[i];
+  for (index_t t = 0; t < n; ++t) kl += ws.row_kl[ws.label_at(t)];
   return kl;
 }
 
@@ -718,9 +774,9 @@ struct ChunkResult {
 /// min_gain; update = momentum·update − learning_rate·gains·grad. Every n_iter_check iterations
 /// (and at the phase's last), the error is computed and the stopping rules applied.
 template <class Interrupt>
-ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
-                           const OptimizerConfig& config, index_t first_iter, index_t stop_iter, GradientWorkspace& ws,
-                           int n_threads, Interrupt&& interrupted) {
+ChunkResult optimize_chunk_in_place(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
+                                    const OptimizerConfig& config, index_t first_iter, index_t stop_iter,
+                                    GradientWorkspace& ws, int n_threads, Interrupt&& interrupted) {
   const index_t n = p.n_rows;
   std::vector<double> grad(static_cast<size_t>(dim * n));
   ChunkResult result{first_iter - 1, std::numeric_limits<double>::quiet_NaN(), 0.0, StopReason::running};
@@ -731,16 +787,19 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
     const bool compute_error = check || last || (config.error_at_chunk_end && it == end - 1);
     const double error = gradient(y, dim, p, config.exaggeration, kernel, config.angle, config.exact, compute_error,
                                   grad.data(), ws, n_threads);
-    double norm2 = 0.0;
     for (index_t c = 0; c < dim * n; ++c) {
       double& gain = state.gains[c];
       double& upd = state.update[c];
       gain = (upd * grad[c] < 0.0) ? gain + 0.2 : gain * 0.8;
       if (gain < config.min_gain) gain = config.min_gain;
-      const double g = grad[c] * gain;
-      norm2 += g * g;
-      upd = config.momentum * upd - config.learning_rate * g;
+      grad[c] *= gain;
+      upd = config.momentum * upd - config.learning_rate * grad[c];
       y[c] += upd;
+    }
+    double norm2 = 0.0;
+    for (index_t t = 0; t < n; ++t) {
+      const index_t i = ws.label_at(t);
+      for (int c = 0; c < dim; ++c) norm2 += grad[dim * i + c] * grad[dim * i + c];
     }
     result.last_iter = it;
     result.error = compute_error ? error : std::numeric_limits<double>::quiet_NaN();
@@ -767,6 +826,68 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
       return result;
     }
   }
+  return result;
+}
+
+/// Runs iterations [first_iter, min(stop_iter, config.max_iter)) of scikit-learn's gradient
+/// descent: gains +0.2 where the update and gradient disagree in sign, ×0.8 elsewhere, clipped at
+/// min_gain; update = momentum·update − learning_rate·gains·grad. Every n_iter_check iterations
+/// (and at the phase's last), the error is computed and the stopping rules applied.
+///
+/// With Barnes-Hut, the points are first relabelled in the Morton order of the current map (P's
+/// rows and columns with them, each row keeping its order), so that the attraction's gathers
+/// and the tree's points are close in memory; the labels are restored at the end of the chunk.
+/// Relabelling changes no per-row sum, only which memory holds it.
+template <class Interrupt>
+ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
+                           const OptimizerConfig& config, index_t first_iter, index_t stop_iter, GradientWorkspace& ws,
+                           int n_threads, Interrupt&& interrupted) {
+  if (config.exact || dim != 2) {
+    return optimize_chunk_in_place(y, dim, p, kernel, state, config, first_iter, stop_iter, ws, n_threads,
+                                   interrupted);
+  }
+  const index_t n = p.n_rows;
+  ws.canonical.clear();
+  ws.tree.build(y, n);
+  const std::vector<std::int32_t> order = ws.tree.order();
+  std::vector<std::int64_t> label(n);
+  for (index_t s = 0; s < n; ++s) label[order[s]] = s;
+  ws.canonical.resize(n);
+  for (index_t i = 0; i < n; ++i) ws.canonical[i] = static_cast<std::int32_t>(label[i]);
+  std::vector<double> ys(2 * n), upd(2 * n), gains(2 * n);
+  std::vector<std::int64_t> indptr(n + 1, 0), indices(p.indptr[n]);
+  std::vector<double> data(p.indptr[n]);
+  for (index_t s = 0; s < n; ++s) {
+    const index_t i = order[s];
+    for (int c = 0; c < 2; ++c) {
+      ys[2 * s + c] = y[2 * i + c];
+      upd[2 * s + c] = state.update[2 * i + c];
+      gains[2 * s + c] = state.gains[2 * i + c];
+    }
+    std::int64_t dst = indptr[s];
+    for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e, ++dst) {
+      indices[dst] = label[p.indices[e]];
+      data[dst] = p.data[e];
+    }
+    indptr[s + 1] = dst;
+  }
+  const CsrView relabelled{indptr.data(), indices.data(), data.data(), n};
+  OptimizerState sorted_state{upd.data(), gains.data(), state.best_error, state.best_iter};
+  ws.prepared_for = nullptr;
+  const ChunkResult result = optimize_chunk_in_place(ys.data(), 2, relabelled, kernel, sorted_state, config,
+                                                     first_iter, stop_iter, ws, n_threads, interrupted);
+  ws.prepared_for = nullptr;
+  ws.canonical.clear();
+  for (index_t s = 0; s < n; ++s) {
+    const index_t i = order[s];
+    for (int c = 0; c < 2; ++c) {
+      y[2 * i + c] = ys[2 * s + c];
+      state.update[2 * i + c] = upd[2 * s + c];
+      state.gains[2 * i + c] = gains[2 * s + c];
+    }
+  }
+  state.best_error = sorted_state.best_error;
+  state.best_iter = sorted_state.best_iter;
   return result;
 }
 
