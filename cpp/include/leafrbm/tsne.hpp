@@ -510,7 +510,7 @@ struct GradientWorkspace {
   std::vector<double> rep_x, rep_y, rep_z;  // in sorted order
   std::vector<double> row_kl;
   // float32 copies for the Barnes-Hut attraction: positions, P's columns and values.
-  std::vector<float> y32, p_values32;
+  std::vector<float> y32, p_values32, attraction;
   std::vector<std::int32_t> p_columns32;
   const double* prepared_for = nullptr;
   /// When the points are relabelled: canonical[t] is the label of original point t. Global
@@ -534,8 +534,11 @@ struct GradientWorkspace {
 
 /// Barnes-Hut repulsion for the tree's own points. Writes, per point in original order,
 /// rep (n×2: Σ_j w u (y_i - y_j)) and returns Z = Σ_{i≠j} w_ij (summed in sorted order).
-inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double angle, GradientWorkspace& ws,
-                           double* rep, int n_threads) {
+/// per_point(i) is also called once for every point i, in the same parallel pass (so that the
+/// attraction needs no parallel region of its own).
+template <class PerPoint>
+double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double angle, GradientWorkspace& ws,
+                    double* rep, int n_threads, PerPoint&& per_point) {
   QuadTree& tree = ws.tree;
   tree.build(y, n, ws.canonical_or_null());
   ws.rep_x.assign(n, 0.0);
@@ -570,6 +573,7 @@ inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, dou
         ws.rep_z[s] = z - 1.0;  // the point itself: w(0) = 1, no force
         ws.rep_x[s] = fx;
         ws.rep_y[s] = fy;
+        per_point(static_cast<index_t>(tree.order()[s]));
       }
     }
   });
@@ -627,43 +631,45 @@ inline double gradient(const double* y, int dim, const CsrView& p, double exagge
   const index_t n = p.n_rows;
   if (dim < 1 || dim > 8) throw std::invalid_argument("gradient: dim must be in [1, 8]");
   if (!exact && dim != 2) throw std::invalid_argument("gradient: Barnes-Hut needs dim == 2");
-  // grad temporarily holds the repulsive sums.
-  const double sum_z = exact ? exact_repulsion(y, n, dim, kernel, grad, ws.rep_z, n_threads)
-                             : bh_repulsion(y, n, kernel, angle, ws, grad, n_threads);
-  const double inv_z = 1.0 / sum_z;
   const double factor = kernel.gradient_factor();
   const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   constexpr double float_tiny = 1.1754943508222875e-38;
   if (compute_error) ws.row_kl.assign(n, 0.0);
   const Tiling rows{n, 256};
-  if (!exact) {
-    // Attraction in float32 (as scikit-learn's Barnes-Hut), accumulated per row.
+  // grad temporarily holds the repulsive sums.
+  double sum_z;
+  if (exact) {
+    sum_z = exact_repulsion(y, n, dim, kernel, grad, ws.rep_z, n_threads);
+  } else {
+    // Attraction in float32 (as scikit-learn's Barnes-Hut), per row, in the repulsion's pass.
     ws.prepare_attraction(p);
     ws.y32.resize(2 * n);
+    ws.attraction.resize(2 * n);
     for (index_t c = 0; c < 2 * n; ++c) ws.y32[c] = static_cast<float>(y[c]);
     const float* yf = ws.y32.data();
     const float* values = ws.p_values32.data();
     const std::int32_t* columns = ws.p_columns32.data();
     const float inv_dof32 = static_cast<float>(inv_dof);
-    parallel_for(rows.count(), n_threads, [&](index_t tile) {
-      const Range r = rows[tile];
-      for (index_t i = r.begin; i < r.end; ++i) {
-        const float yx = yf[2 * i], yy = yf[2 * i + 1];
-        float ax = 0.0f, ay = 0.0f;
-        for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-          const std::int32_t j = columns[e];
-          const float dx = yx - yf[2 * j], dy = yy - yf[2 * j + 1];
-          const float pu = values[e] / (1.0f + (dx * dx + dy * dy) * inv_dof32);
-          ax += pu * dx;
-          ay += pu * dy;
-        }
-        grad[2 * i] = factor * (exaggeration * ax - grad[2 * i] * inv_z);
-        grad[2 * i + 1] = factor * (exaggeration * ay - grad[2 * i + 1] * inv_z);
+    float* attraction = ws.attraction.data();
+    sum_z = bh_repulsion(y, n, kernel, angle, ws, grad, n_threads, [&](index_t i) {
+      const float yx = yf[2 * i], yy = yf[2 * i + 1];
+      float ax = 0.0f, ay = 0.0f;
+      for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
+        const std::int32_t j = columns[e];
+        const float dx = yx - yf[2 * j], dy = yy - yf[2 * j + 1];
+        const float pu = values[e] / (1.0f + (dx * dx + dy * dy) * inv_dof32);
+        ax += pu * dx;
+        ay += pu * dy;
       }
+      attraction[2 * i] = ax;
+      attraction[2 * i + 1] = ay;
     });
+    const double inv_z = 1.0 / sum_z;
+    for (index_t c = 0; c < 2 * n; ++c) grad[c] = factor * (exaggeration * attraction[c] - grad[c] * inv_z);
   }
-  parallel_for(rows.count(), n_threads, [&](index_t tile) {
-    if (exact || compute_error) {
+  const double inv_z = 1.0 / sum_z;
+  if (exact || compute_error) parallel_for(rows.count(), n_threads, [&](index_t tile) {
+    {
       const Range r = rows[tile];
       double a[8];
       for (index_t i = r.begin; i < r.end; ++i) {
