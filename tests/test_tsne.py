@@ -202,6 +202,22 @@ def test_callback_returning_true_stops(digits):
     assert model.n_iter_ == 99
 
 
+def test_interrupt_leaves_the_map_so_far(digits):
+    X, _ = digits
+
+    def interrupt(iteration, kl, embedding):
+        if iteration >= 100:
+            raise KeyboardInterrupt
+
+    model = TSNE(random_state=0, callbacks=interrupt).set_params(max_iter=500)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X[:300])
+    assert model.n_iter_ == 99 and model.embedding_.shape == (300, 2)
+    assert np.isfinite(model.kl_divergence_)
+    expected = TSNE(random_state=0, callbacks=lambda it, kl, emb: it >= 100).fit(X[:300])
+    np.testing.assert_array_equal(model.embedding_, expected.embedding_)
+
+
 def test_min_grad_norm_stops_as_sklearn(digits):
     from sklearn.manifold import TSNE as SklearnTSNE
 
