@@ -16,7 +16,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -29,6 +35,96 @@
 
 namespace leafrbm {
 namespace tsne {
+
+// ---------------------------------------------------------------------------------------------
+// A small team of blocking worker threads for the optimiser's per-iteration parallel pass.
+//
+// Notes. OpenMP's default wait policy spins after each parallel region; when the machine has
+// more runnable threads than cores, a spinning thread takes the core from the partner it waits
+// for and one iteration can cost a scheduler time slice. These workers sleep on a condition
+// variable instead. Tiles are handed out dynamically and each tile is computed by the same code
+// whichever thread takes it, so results do not depend on the number of threads.
+// ---------------------------------------------------------------------------------------------
+
+class TaskTeam {
+ public:
+  explicit TaskTeam(int n_threads) {
+    for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this] { work(); });
+  }
+  TaskTeam(const TaskTeam&) = delete;
+  TaskTeam& operator=(const TaskTeam&) = delete;
+  ~TaskTeam() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  /// Runs body(tile) for every tile in [0, n_tiles) on the team and the calling thread.
+  void run(index_t n_tiles, const std::function<void(index_t)>& body) {
+    if (workers_.empty() || n_tiles <= 1) {
+      for (index_t t = 0; t < n_tiles; ++t) body(t);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      body_ = &body;
+      n_tiles_ = n_tiles;
+      next_.store(0);
+      active_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    take_tiles();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    body_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void take_tiles() {
+    for (index_t t = next_.fetch_add(1); t < n_tiles_; t = next_.fetch_add(1)) {
+      try {
+        (*body_)(t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+  }
+
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      take_tiles();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--active_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(index_t)>* body_ = nullptr;
+  index_t n_tiles_ = 0;
+  std::atomic<index_t> next_{0};
+  int active_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Exact k nearest neighbours (squared Euclidean distances).
@@ -516,6 +612,18 @@ struct GradientWorkspace {
   /// When the points are relabelled: canonical[t] is the label of original point t. Global
   /// sums and tie-breaks follow this order, so results do not depend on the labelling.
   std::vector<std::int32_t> canonical;
+  /// Blocking worker team for the per-iteration passes (null: OpenMP parallel_for).
+  TaskTeam* team = nullptr;
+
+  template <class Body>
+  void run_tiles(index_t n_tiles, int n_threads, Body&& body) {
+    if (team) {
+      team->run(n_tiles, std::function<void(index_t)>(std::forward<Body>(body)));
+    } else {
+      parallel_for(n_tiles, n_threads, std::forward<Body>(body));
+    }
+  }
+
   const std::int32_t* canonical_or_null() const { return canonical.empty() ? nullptr : canonical.data(); }
   index_t label_at(index_t t) const { return canonical.empty() ? t : canonical[t]; }
 
@@ -550,7 +658,7 @@ double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double ang
   const float* xs = tree.xs();
   const float* ys = tree.ys();
   const Tiling tiles{static_cast<index_t>(leaves.size()), 8};
-  parallel_for(tiles.count(), n_threads, [&](index_t tile) {
+  ws.run_tiles(tiles.count(), n_threads, [&](index_t tile) {
     thread_local InteractionList list;
     const Range r = tiles[tile];
     for (index_t li = r.begin; li < r.end; ++li) {
@@ -668,7 +776,7 @@ inline double gradient(const double* y, int dim, const CsrView& p, double exagge
     for (index_t c = 0; c < 2 * n; ++c) grad[c] = factor * (exaggeration * attraction[c] - grad[c] * inv_z);
   }
   const double inv_z = 1.0 / sum_z;
-  if (exact || compute_error) parallel_for(rows.count(), n_threads, [&](index_t tile) {
+  if (exact || compute_error) ws.run_tiles(rows.count(), n_threads, [&](index_t tile) {
     {
       const Range r = rows[tile];
       double a[8];
@@ -880,8 +988,19 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
   const CsrView relabelled{indptr.data(), indices.data(), data.data(), n};
   OptimizerState sorted_state{upd.data(), gains.data(), state.best_error, state.best_iter};
   ws.prepared_for = nullptr;
-  const ChunkResult result = optimize_chunk_in_place(ys.data(), 2, relabelled, kernel, sorted_state, config,
-                                                     first_iter, stop_iter, ws, n_threads, interrupted);
+  ChunkResult result;
+  {
+    TaskTeam team(n_threads);
+    ws.team = &team;
+    try {
+      result = optimize_chunk_in_place(ys.data(), 2, relabelled, kernel, sorted_state, config, first_iter, stop_iter,
+                                       ws, n_threads, interrupted);
+    } catch (...) {
+      ws.team = nullptr;
+      throw;
+    }
+    ws.team = nullptr;
+  }
   ws.prepared_for = nullptr;
   ws.canonical.clear();
   for (index_t s = 0; s < n; ++s) {
