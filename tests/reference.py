@@ -162,3 +162,54 @@ def brute_log_partition(W, bh, bv):
     vs = np.array(list(itertools.product([0, 1], repeat=V)), dtype=np.float64)
     log_joint = vs @ W.T @ hs.T + (vs @ bv)[:, None] + (hs @ bh)[None, :]
     return logsumexp(log_joint)
+
+
+# --------------------------------------------------------------------------------------- t-SNE
+def tsne_kl_and_gradient(P, Y, dof=1.0, exaggeration=1.0):
+    """Exact KL(exaggeration·P ‖ Q) and its gradient for a dense symmetric P (zero diagonal).
+
+    Q_ij ∝ w_ij = (1 + |y_i − y_j|²/dof)^(−(dof+1)/2) over i ≠ j; the gradient is
+    (2 (dof+1)/dof) Σ_j (p_ij − q_ij) (1 + d²/dof)^(−1) (y_i − y_j). The KL is summed over the
+    non-zeros of P, as scikit-learn reports it.
+    """
+    P = exaggeration * np.asarray(P, dtype=np.float64)
+    diff = Y[:, None, :] - Y[None, :, :]
+    d2 = (diff**2).sum(-1)
+    u = 1.0 / (1.0 + d2 / dof)
+    w = u ** ((dof + 1.0) / 2.0)
+    np.fill_diagonal(w, 0.0)
+    Q = w / w.sum()
+    mask = P > 0
+    kl = float((P[mask] * np.log(P[mask] / Q[mask])).sum())
+    grad = (2.0 * (dof + 1.0) / dof) * (((P - Q) * u)[:, :, None] * diff).sum(1)
+    return kl, grad
+
+
+def tsne_conditional_p(sqdist, perplexity):
+    """scikit-learn's _binary_search_perplexity, vectorised over rows (float64)."""
+    sqdist = np.asarray(sqdist, dtype=np.float32).astype(np.float64)
+    n = sqdist.shape[0]
+    beta = np.ones(n)
+    lo = np.full(n, -np.inf)
+    hi = np.full(n, np.inf)
+    target = np.log(perplexity)
+    done = np.zeros(n, dtype=bool)
+    P = np.zeros_like(sqdist)
+    for _ in range(100):
+        E = np.exp(-sqdist * beta[:, None])
+        s = E.sum(1)
+        s[s == 0] = 1e-8
+        Pn = E / s[:, None]
+        H = np.log(s) + beta * (sqdist * Pn).sum(1)
+        P[~done] = Pn[~done]
+        diff = H - target
+        done |= np.abs(diff) <= 1e-5
+        up = (diff > 0) & ~done
+        down = (diff <= 0) & ~done
+        lo[up] = beta[up]
+        beta[up] = np.where(np.isinf(hi[up]), beta[up] * 2, (beta[up] + hi[up]) / 2)
+        hi[down] = beta[down]
+        beta[down] = np.where(np.isinf(lo[down]), beta[down] / 2, (beta[down] + lo[down]) / 2)
+        if done.all():
+            break
+    return P

@@ -149,21 +149,23 @@ py::tuple optimize_py(Array<double> embedding, Array<double> update, Array<doubl
 index_t transform_py(Array<double> embedding_new, Array<double> embedding_ref, I64 indptr, I64 indices,
                      Array<double> data, double dof, double angle, double learning_rate, double momentum,
                      index_t n_iter, Array<double> update, Array<double> gains, int n_threads) {
-  double* y = checked_data(embedding_new, "embedding_new", {-1, 2}, true);
+  double* y = checked_data(embedding_new, "embedding_new", {-1, -1}, true);
   const index_t m = embedding_new.shape(0);
-  const double* ref = checked_data(embedding_ref, "embedding_ref", {-1, 2}, false);
+  const int dim = static_cast<int>(embedding_new.shape(1));
+  check_dim(dim, true);
+  const double* ref = checked_data(embedding_ref, "embedding_ref", {-1, dim}, false);
   const index_t n_ref = embedding_ref.shape(0);
   if (n_ref < 1) throw py::value_error("embedding_ref: needs at least one reference point");
   const auto p = csr_view(indptr, indices, data, m, n_ref);
-  double* upd = checked_data(update, "update", {m, 2}, true);
-  double* gn = checked_data(gains, "gains", {m, 2}, true);
+  double* upd = checked_data(update, "update", {m, dim}, true);
+  double* gn = checked_data(gains, "gains", {m, dim}, true);
   const auto kernel = kernel_for(dof);
   if (n_iter < 0) throw py::value_error("n_iter must be >= 0");
   SignalCheck check;
   index_t done;
   {
     py::gil_scoped_release release;
-    done = tsne::transform_optimize(y, m, ref, n_ref, p, kernel, angle, learning_rate, momentum, n_iter, upd, gn,
+    done = tsne::transform_optimize(y, m, dim, ref, n_ref, p, kernel, angle, learning_rate, momentum, n_iter, upd, gn,
                                     resolve_threads(n_threads), [&] { return check(); });
   }
   check.rethrow_if_interrupted();

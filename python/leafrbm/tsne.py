@@ -309,16 +309,23 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         indptr, indices, data = self._joint_p(X, n_threads)
         embedding = self._initial_embedding(X, random_state)
         exact = self.method == "exact" or self.n_components != 2
-        kl, n_iter = self._optimize(embedding, (indptr, indices, data), exact, n_threads, callbacks)
-        self.embedding_ = embedding.astype(np.float32)
-        self.kl_divergence_ = float(kl)
-        self.n_iter_ = int(n_iter)
         self._fit_X = None if self.metric == "precomputed" else X
         self._n_train = n
+        progress = {"error": np.nan, "last": -1}
+        try:
+            self._optimize(embedding, (indptr, indices, data), exact, n_threads, callbacks, progress)
+        finally:
+            # Also on Ctrl-C: the estimator holds the map as far as it got.
+            self.embedding_ = embedding.astype(np.float32)
+            self.kl_divergence_ = float(progress["error"])
+            self.n_iter_ = int(progress["last"])
         return self.embedding_
 
-    def _optimize(self, embedding, P, exact, n_threads, callbacks):
-        """scikit-learn's two-phase schedule, run in chunks between which callbacks run."""
+    def _optimize(self, embedding, P, exact, n_threads, callbacks, progress_state):
+        """scikit-learn's two-phase schedule, run in chunks between which callbacks run.
+
+        Updates ``embedding`` in place and progress_state["error"] / ["last"] after every chunk.
+        """
         indptr, indices, data = P
         every = int(self.callbacks_every_iters) if callbacks else _N_ITER_CHECK
         progress = None
@@ -355,6 +362,7 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     it = last_iter + 1
                     last = last_iter
                     error = chunk_error
+                    progress_state["error"], progress_state["last"] = error, last
                     if callbacks:
                         snapshot = embedding.astype(np.float32)
                         if any(bool(cb(it, float(error), snapshot)) for cb in callbacks):
@@ -365,7 +373,6 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         finally:
             if progress is not None:
                 progress.close()
-        return error, last
 
     def fit_transform(self, X, y=None):
         """Fit X into an embedded space and return that embedding.
@@ -408,7 +415,8 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_new, n_features) or (n_new, n_train)
             New samples; with metric="precomputed", their distances to the training samples.
         max_iter : int, default=250
-            Iterations of the optimiser for the new points.
+            Iterations of the optimiser for the new points. With ``n_components != 2`` the
+        repulsion is exact, O(n_new · n_train) per iteration.
         learning_rate : float, default=1.0
             Learning rate of the optimiser for the new points.
 
@@ -420,8 +428,6 @@ class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_threads, _ = self._check_params()
         max_iter = check_int("max_iter", max_iter, low=0)
         learning_rate = check_float("learning_rate", learning_rate, low=0.0, low_open=True)
-        if self.n_components != 2:
-            raise ValueError(f"transform needs n_components=2, got {self.n_components}")
         if self.metric == "precomputed":
             X = validate_data(self, X, reset=False, accept_sparse=["csr"], dtype=[np.float32, np.float64],
                               ensure_min_samples=1)

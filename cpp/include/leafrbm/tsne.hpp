@@ -16,7 +16,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -29,6 +35,96 @@
 
 namespace leafrbm {
 namespace tsne {
+
+// ---------------------------------------------------------------------------------------------
+// A small team of blocking worker threads for the optimiser's per-iteration parallel pass.
+//
+// Notes. OpenMP's default wait policy spins after each parallel region; when the machine has
+// more runnable threads than cores, a spinning thread takes the core from the partner it waits
+// for and one iteration can cost a scheduler time slice. These workers sleep on a condition
+// variable instead. Tiles are handed out dynamically and each tile is computed by the same code
+// whichever thread takes it, so results do not depend on the number of threads.
+// ---------------------------------------------------------------------------------------------
+
+class TaskTeam {
+ public:
+  explicit TaskTeam(int n_threads) {
+    for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this] { work(); });
+  }
+  TaskTeam(const TaskTeam&) = delete;
+  TaskTeam& operator=(const TaskTeam&) = delete;
+  ~TaskTeam() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  /// Runs body(tile) for every tile in [0, n_tiles) on the team and the calling thread.
+  void run(index_t n_tiles, const std::function<void(index_t)>& body) {
+    if (workers_.empty() || n_tiles <= 1) {
+      for (index_t t = 0; t < n_tiles; ++t) body(t);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      body_ = &body;
+      n_tiles_ = n_tiles;
+      next_.store(0);
+      active_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    take_tiles();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    body_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void take_tiles() {
+    for (index_t t = next_.fetch_add(1); t < n_tiles_; t = next_.fetch_add(1)) {
+      try {
+        (*body_)(t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+  }
+
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      take_tiles();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--active_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(index_t)>* body_ = nullptr;
+  index_t n_tiles_ = 0;
+  std::atomic<index_t> next_{0};
+  int active_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Exact k nearest neighbours (squared Euclidean distances).
@@ -268,8 +364,10 @@ class QuadTree {
   static constexpr int max_depth = 16;
   static constexpr index_t leaf_size = 16;
 
-  /// Rebuilds the tree for positions y (n×2, row-major, double).
-  void build(const double* y, index_t n) {
+  /// Rebuilds the tree for positions y (n×2, row-major, double). Points with the same Morton
+  /// code keep the order of `canonical` (a permutation of [0, n); identity when null), so the
+  /// tree does not depend on how the points happen to be labelled.
+  void build(const double* y, index_t n, const std::int32_t* canonical = nullptr) {
     n_ = n;
     double min_x = std::numeric_limits<double>::infinity(), min_y = min_x;
     double max_x = -min_x, max_y = -min_x;
@@ -286,11 +384,12 @@ class QuadTree {
     const double scale = 65536.0 / side;
     codes_.resize(n);
     order_.resize(n);
-    for (index_t i = 0; i < n; ++i) {
+    for (index_t t = 0; t < n; ++t) {
+      const index_t i = canonical ? canonical[t] : t;
       const auto qx = static_cast<std::uint32_t>(std::min(65535.0, (y[2 * i] - min_x) * scale));
       const auto qy = static_cast<std::uint32_t>(std::min(65535.0, (y[2 * i + 1] - min_y) * scale));
-      codes_[i] = (spread(qx) << 1) | spread(qy);
-      order_[i] = static_cast<std::int32_t>(i);
+      codes_[t] = (spread(qx) << 1) | spread(qy);
+      order_[t] = static_cast<std::int32_t>(i);
     }
     radix_sort();
     x_.resize(n);
@@ -506,14 +605,50 @@ struct GradientWorkspace {
   QuadTree tree;
   std::vector<double> rep_x, rep_y, rep_z;  // in sorted order
   std::vector<double> row_kl;
+  // float32 copies for the Barnes-Hut attraction: positions, P's columns and values.
+  std::vector<float> y32, p_values32, attraction;
+  std::vector<std::int32_t> p_columns32;
+  const double* prepared_for = nullptr;
+  /// When the points are relabelled: canonical[t] is the label of original point t. Global
+  /// sums and tie-breaks follow this order, so results do not depend on the labelling.
+  std::vector<std::int32_t> canonical;
+  /// Blocking worker team for the per-iteration passes (null: OpenMP parallel_for).
+  TaskTeam* team = nullptr;
+
+  template <class Body>
+  void run_tiles(index_t n_tiles, int n_threads, Body&& body) {
+    if (team) {
+      team->run(n_tiles, std::function<void(index_t)>(std::forward<Body>(body)));
+    } else {
+      parallel_for(n_tiles, n_threads, std::forward<Body>(body));
+    }
+  }
+
+  const std::int32_t* canonical_or_null() const { return canonical.empty() ? nullptr : canonical.data(); }
+  index_t label_at(index_t t) const { return canonical.empty() ? t : canonical[t]; }
+
+  void prepare_attraction(const CsrView& p) {
+    const index_t nnz = p.indptr[p.n_rows];
+    if (prepared_for == p.data && static_cast<index_t>(p_values32.size()) == nnz) return;
+    p_values32.resize(nnz);
+    p_columns32.resize(nnz);
+    for (index_t e = 0; e < nnz; ++e) {
+      p_values32[e] = static_cast<float>(p.data[e]);
+      p_columns32[e] = static_cast<std::int32_t>(p.indices[e]);
+    }
+    prepared_for = p.data;
+  }
 };
 
 /// Barnes-Hut repulsion for the tree's own points. Writes, per point in original order,
 /// rep (n×2: Σ_j w u (y_i - y_j)) and returns Z = Σ_{i≠j} w_ij (summed in sorted order).
-inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double angle, GradientWorkspace& ws,
-                           double* rep, int n_threads) {
+/// per_point(i) is also called once for every point i, in the same parallel pass (so that the
+/// attraction needs no parallel region of its own).
+template <class PerPoint>
+double bh_repulsion(const double* y, index_t n, const Kernel& kernel, double angle, GradientWorkspace& ws,
+                    double* rep, int n_threads, PerPoint&& per_point) {
   QuadTree& tree = ws.tree;
-  tree.build(y, n);
+  tree.build(y, n, ws.canonical_or_null());
   ws.rep_x.assign(n, 0.0);
   ws.rep_y.assign(n, 0.0);
   ws.rep_z.assign(n, 0.0);
@@ -523,7 +658,7 @@ inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, dou
   const float* xs = tree.xs();
   const float* ys = tree.ys();
   const Tiling tiles{static_cast<index_t>(leaves.size()), 8};
-  parallel_for(tiles.count(), n_threads, [&](index_t tile) {
+  ws.run_tiles(tiles.count(), n_threads, [&](index_t tile) {
     thread_local InteractionList list;
     const Range r = tiles[tile];
     for (index_t li = r.begin; li < r.end; ++li) {
@@ -546,6 +681,7 @@ inline double bh_repulsion(const double* y, index_t n, const Kernel& kernel, dou
         ws.rep_z[s] = z - 1.0;  // the point itself: w(0) = 1, no force
         ws.rep_x[s] = fx;
         ws.rep_y[s] = fy;
+        per_point(static_cast<index_t>(tree.order()[s]));
       }
     }
   });
@@ -603,42 +739,76 @@ inline double gradient(const double* y, int dim, const CsrView& p, double exagge
   const index_t n = p.n_rows;
   if (dim < 1 || dim > 8) throw std::invalid_argument("gradient: dim must be in [1, 8]");
   if (!exact && dim != 2) throw std::invalid_argument("gradient: Barnes-Hut needs dim == 2");
-  // grad temporarily holds the repulsive sums.
-  const double sum_z = exact ? exact_repulsion(y, n, dim, kernel, grad, ws.rep_z, n_threads)
-                             : bh_repulsion(y, n, kernel, angle, ws, grad, n_threads);
-  const double inv_z = 1.0 / sum_z;
   const double factor = kernel.gradient_factor();
   const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   constexpr double float_tiny = 1.1754943508222875e-38;
   if (compute_error) ws.row_kl.assign(n, 0.0);
   const Tiling rows{n, 256};
-  parallel_for(rows.count(), n_threads, [&](index_t tile) {
-    const Range r = rows[tile];
-    double a[8];
-    for (index_t i = r.begin; i < r.end; ++i) {
-      const double* yi = y + dim * i;
-      double kl = 0;
-      for (int c = 0; c < dim; ++c) a[c] = 0;
+  // grad temporarily holds the repulsive sums.
+  double sum_z;
+  if (exact) {
+    sum_z = exact_repulsion(y, n, dim, kernel, grad, ws.rep_z, n_threads);
+  } else {
+    // Attraction in float32 (as scikit-learn's Barnes-Hut), per row, in the repulsion's pass.
+    ws.prepare_attraction(p);
+    ws.y32.resize(2 * n);
+    ws.attraction.resize(2 * n);
+    for (index_t c = 0; c < 2 * n; ++c) ws.y32[c] = static_cast<float>(y[c]);
+    const float* yf = ws.y32.data();
+    const float* values = ws.p_values32.data();
+    const std::int32_t* columns = ws.p_columns32.data();
+    const float inv_dof32 = static_cast<float>(inv_dof);
+    float* attraction = ws.attraction.data();
+    sum_z = bh_repulsion(y, n, kernel, angle, ws, grad, n_threads, [&](index_t i) {
+      const float yx = yf[2 * i], yy = yf[2 * i + 1];
+      float ax = 0.0f, ay = 0.0f;
       for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-        const double* yj = y + dim * p.indices[e];
-        double d2 = 0;
-        for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
-        const double u = 1.0 / (1.0 + d2 * inv_dof);
-        const double pij = exaggeration * p.data[e];
-        for (int c = 0; c < dim; ++c) a[c] += pij * u * (yi[c] - yj[c]);
-        if (compute_error) {
-          const double w = kernel.cauchy() ? u : std::pow(u, exponent);
-          const double q = w * inv_z;
-          kl += pij * std::log(std::max(pij, float_tiny) / std::max(q, float_tiny));
-        }
+        const std::int32_t j = columns[e];
+        const float dx = yx - yf[2 * j], dy = yy - yf[2 * j + 1];
+        const float pu = values[e] / (1.0f + (dx * dx + dy * dy) * inv_dof32);
+        ax += pu * dx;
+        ay += pu * dy;
       }
-      for (int c = 0; c < dim; ++c) grad[dim * i + c] = factor * (a[c] - grad[dim * i + c] * inv_z);
-      if (compute_error) ws.row_kl[i] = kl;
+      attraction[2 * i] = ax;
+      attraction[2 * i + 1] = ay;
+    });
+    const double inv_z = 1.0 / sum_z;
+    for (index_t c = 0; c < 2 * n; ++c) grad[c] = factor * (exaggeration * attraction[c] - grad[c] * inv_z);
+  }
+  const double inv_z = 1.0 / sum_z;
+  if (exact || compute_error) ws.run_tiles(rows.count(), n_threads, [&](index_t tile) {
+    {
+      const Range r = rows[tile];
+      double a[8];
+      for (index_t i = r.begin; i < r.end; ++i) {
+        const double* yi = y + dim * i;
+        double kl = 0;
+        for (int c = 0; c < dim; ++c) a[c] = 0;
+        for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
+          const double* yj = y + dim * p.indices[e];
+          double d2 = 0;
+          for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+          const double u = 1.0 / (1.0 + d2 * inv_dof);
+          const double pij = exaggeration * p.data[e];
+          if (exact) {
+            for (int c = 0; c < dim; ++c) a[c] += pij * u * (yi[c] - yj[c]);
+          }
+          if (compute_error) {
+            const double w = kernel.cauchy() ? u : std::pow(u, exponent);
+            const double q = w * inv_z;
+            kl += pij * std::log(std::max(pij, float_tiny) / std::max(q, float_tiny));
+          }
+        }
+        if (exact) {
+          for (int c = 0; c < dim; ++c) grad[dim * i + c] = factor * (a[c] - grad[dim * i + c] * inv_z);
+        }
+        if (compute_error) ws.row_kl[i] = kl;
+      }
     }
   });
   if (!compute_error) return 0.0;
   double kl = 0.0;
-  for (index_t i = 0; i < n; ++i) kl += ws.row_kl[i];
+  for (index_t t = 0; t < n; ++t) kl += ws.row_kl[ws.label_at(t)];
   return kl;
 }
 
@@ -718,9 +888,9 @@ struct ChunkResult {
 /// min_gain; update = momentum·update − learning_rate·gains·grad. Every n_iter_check iterations
 /// (and at the phase's last), the error is computed and the stopping rules applied.
 template <class Interrupt>
-ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
-                           const OptimizerConfig& config, index_t first_iter, index_t stop_iter, GradientWorkspace& ws,
-                           int n_threads, Interrupt&& interrupted) {
+ChunkResult optimize_chunk_in_place(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
+                                    const OptimizerConfig& config, index_t first_iter, index_t stop_iter,
+                                    GradientWorkspace& ws, int n_threads, Interrupt&& interrupted) {
   const index_t n = p.n_rows;
   std::vector<double> grad(static_cast<size_t>(dim * n));
   ChunkResult result{first_iter - 1, std::numeric_limits<double>::quiet_NaN(), 0.0, StopReason::running};
@@ -731,16 +901,19 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
     const bool compute_error = check || last || (config.error_at_chunk_end && it == end - 1);
     const double error = gradient(y, dim, p, config.exaggeration, kernel, config.angle, config.exact, compute_error,
                                   grad.data(), ws, n_threads);
-    double norm2 = 0.0;
     for (index_t c = 0; c < dim * n; ++c) {
       double& gain = state.gains[c];
       double& upd = state.update[c];
       gain = (upd * grad[c] < 0.0) ? gain + 0.2 : gain * 0.8;
       if (gain < config.min_gain) gain = config.min_gain;
-      const double g = grad[c] * gain;
-      norm2 += g * g;
-      upd = config.momentum * upd - config.learning_rate * g;
+      grad[c] *= gain;
+      upd = config.momentum * upd - config.learning_rate * grad[c];
       y[c] += upd;
+    }
+    double norm2 = 0.0;
+    for (index_t t = 0; t < n; ++t) {
+      const index_t i = ws.label_at(t);
+      for (int c = 0; c < dim; ++c) norm2 += grad[dim * i + c] * grad[dim * i + c];
     }
     result.last_iter = it;
     result.error = compute_error ? error : std::numeric_limits<double>::quiet_NaN();
@@ -770,24 +943,98 @@ ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& k
   return result;
 }
 
+/// Runs iterations [first_iter, min(stop_iter, config.max_iter)) of scikit-learn's gradient
+/// descent: gains +0.2 where the update and gradient disagree in sign, ×0.8 elsewhere, clipped at
+/// min_gain; update = momentum·update − learning_rate·gains·grad. Every n_iter_check iterations
+/// (and at the phase's last), the error is computed and the stopping rules applied.
+///
+/// With Barnes-Hut, the points are first relabelled in the Morton order of the current map (P's
+/// rows and columns with them, each row keeping its order), so that the attraction's gathers
+/// and the tree's points are close in memory; the labels are restored at the end of the chunk.
+/// Relabelling changes no per-row sum, only which memory holds it.
+template <class Interrupt>
+ChunkResult optimize_chunk(double* y, int dim, const CsrView& p, const Kernel& kernel, OptimizerState& state,
+                           const OptimizerConfig& config, index_t first_iter, index_t stop_iter, GradientWorkspace& ws,
+                           int n_threads, Interrupt&& interrupted) {
+  if (config.exact || dim != 2) {
+    return optimize_chunk_in_place(y, dim, p, kernel, state, config, first_iter, stop_iter, ws, n_threads,
+                                   interrupted);
+  }
+  const index_t n = p.n_rows;
+  ws.canonical.clear();
+  ws.tree.build(y, n);
+  const std::vector<std::int32_t> order = ws.tree.order();
+  std::vector<std::int64_t> label(n);
+  for (index_t s = 0; s < n; ++s) label[order[s]] = s;
+  ws.canonical.resize(n);
+  for (index_t i = 0; i < n; ++i) ws.canonical[i] = static_cast<std::int32_t>(label[i]);
+  std::vector<double> ys(2 * n), upd(2 * n), gains(2 * n);
+  std::vector<std::int64_t> indptr(n + 1, 0), indices(p.indptr[n]);
+  std::vector<double> data(p.indptr[n]);
+  for (index_t s = 0; s < n; ++s) {
+    const index_t i = order[s];
+    for (int c = 0; c < 2; ++c) {
+      ys[2 * s + c] = y[2 * i + c];
+      upd[2 * s + c] = state.update[2 * i + c];
+      gains[2 * s + c] = state.gains[2 * i + c];
+    }
+    std::int64_t dst = indptr[s];
+    for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e, ++dst) {
+      indices[dst] = label[p.indices[e]];
+      data[dst] = p.data[e];
+    }
+    indptr[s + 1] = dst;
+  }
+  const CsrView relabelled{indptr.data(), indices.data(), data.data(), n};
+  OptimizerState sorted_state{upd.data(), gains.data(), state.best_error, state.best_iter};
+  ws.prepared_for = nullptr;
+  ChunkResult result;
+  {
+    TaskTeam team(n_threads);
+    ws.team = &team;
+    try {
+      result = optimize_chunk_in_place(ys.data(), 2, relabelled, kernel, sorted_state, config, first_iter, stop_iter,
+                                       ws, n_threads, interrupted);
+    } catch (...) {
+      ws.team = nullptr;
+      throw;
+    }
+    ws.team = nullptr;
+  }
+  ws.prepared_for = nullptr;
+  ws.canonical.clear();
+  for (index_t s = 0; s < n; ++s) {
+    const index_t i = order[s];
+    for (int c = 0; c < 2; ++c) {
+      y[2 * i + c] = ys[2 * s + c];
+      state.update[2 * i + c] = upd[2 * s + c];
+      state.gains[2 * i + c] = gains[2 * s + c];
+    }
+  }
+  state.best_error = sorted_state.best_error;
+  state.best_iter = sorted_state.best_iter;
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Placing new points into a fixed map.
 // ---------------------------------------------------------------------------------------------
 
-/// Moves the m new points y_new (m×2) to minimise, for each point independently,
+/// Moves the m new points y_new (m×dim) to minimise, for each point independently,
 /// KL(P_i ‖ Q_i) with Q_i over the fixed reference points (Student-t kernel): attraction to the
 /// point's reference neighbours (rows of p, each summing to 1), repulsion from the reference
-/// map by Barnes-Hut on its quadtree. Uses the same gains + momentum rule for n_iter iterations.
-/// Each new point's path depends on that point alone.
+/// map by Barnes-Hut on its quadtree (dim == 2) or exactly (other dims). Uses the same
+/// gains + momentum rule for n_iter iterations. Each new point's path depends on that point alone.
 template <class Interrupt>
-index_t transform_optimize(double* y_new, index_t m, const double* y_ref, index_t n_ref, const CsrView& p,
+index_t transform_optimize(double* y_new, index_t m, int dim, const double* y_ref, index_t n_ref, const CsrView& p,
                            const Kernel& kernel, double angle, double learning_rate, double momentum, index_t n_iter,
                            double* update, double* gains, int n_threads, Interrupt&& interrupted) {
+  if (dim < 1 || dim > 8) throw std::invalid_argument("transform: dim must be in [1, 8]");
   QuadTree tree;
-  tree.build(y_ref, n_ref);
+  if (dim == 2) tree.build(y_ref, n_ref);
   const float inv_angle2 = angle > 0 ? static_cast<float>(1.0 / (angle * angle)) : std::numeric_limits<float>::infinity();
   const double factor = kernel.gradient_factor() / 2.0;
-  const double inv_dof = 1.0 / kernel.dof;
+  const double inv_dof = 1.0 / kernel.dof, exponent = kernel.exponent();
   const Tiling rows{m, 16};
   index_t done = 0;
   constexpr index_t chunk = 10;
@@ -796,32 +1043,46 @@ index_t transform_optimize(double* y_new, index_t m, const double* y_ref, index_
     parallel_for(rows.count(), n_threads, [&](index_t tile) {
       thread_local InteractionList list;
       const Range r = rows[tile];
+      double rep[8], att[8];
       for (index_t i = r.begin; i < r.end; ++i) {
+        double* yi = y_new + dim * i;
         for (index_t it = it0; it < it1; ++it) {
-          const float px = static_cast<float>(y_new[2 * i]), py = static_cast<float>(y_new[2 * i + 1]);
-          build_interactions(tree, px, px, py, py, 0, 0, inv_angle2, list);
-          double z, fx, fy;
-          if (kernel.cauchy()) {
-            evaluate_cauchy(list, px, py, z, fx, fy);
+          double z = 0;
+          if (dim == 2) {
+            const float px = static_cast<float>(yi[0]), py = static_cast<float>(yi[1]);
+            build_interactions(tree, px, px, py, py, 0, 0, inv_angle2, list);
+            if (kernel.cauchy()) {
+              evaluate_cauchy(list, px, py, z, rep[0], rep[1]);
+            } else {
+              evaluate_general(list, px, py, kernel, z, rep[0], rep[1]);
+            }
           } else {
-            evaluate_general(list, px, py, kernel, z, fx, fy);
+            for (int c = 0; c < dim; ++c) rep[c] = 0;
+            for (index_t j = 0; j < n_ref; ++j) {
+              double d2 = 0;
+              for (int c = 0; c < dim; ++c) d2 += (yi[c] - y_ref[dim * j + c]) * (yi[c] - y_ref[dim * j + c]);
+              const double u = 1.0 / (1.0 + d2 * inv_dof);
+              const double w = kernel.cauchy() ? u : std::pow(u, exponent);
+              z += w;
+              for (int c = 0; c < dim; ++c) rep[c] += w * u * (yi[c] - y_ref[dim * j + c]);
+            }
           }
-          double ax = 0, ay = 0;
+          for (int c = 0; c < dim; ++c) att[c] = 0;
           for (std::int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-            const std::int64_t j = p.indices[e];
-            const double dx = y_new[2 * i] - y_ref[2 * j], dy = y_new[2 * i + 1] - y_ref[2 * j + 1];
-            const double u = 1.0 / (1.0 + (dx * dx + dy * dy) * inv_dof);
-            ax += p.data[e] * u * dx;
-            ay += p.data[e] * u * dy;
+            const double* yj = y_ref + dim * p.indices[e];
+            double d2 = 0;
+            for (int c = 0; c < dim; ++c) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+            const double u = 1.0 / (1.0 + d2 * inv_dof);
+            for (int c = 0; c < dim; ++c) att[c] += p.data[e] * u * (yi[c] - yj[c]);
           }
-          const double g[2] = {factor * (ax - fx / z), factor * (ay - fy / z)};
-          for (int c = 0; c < 2; ++c) {
-            double& gain = gains[2 * i + c];
-            double& upd = update[2 * i + c];
-            gain = (upd * g[c] < 0.0) ? gain + 0.2 : gain * 0.8;
+          for (int c = 0; c < dim; ++c) {
+            const double g = factor * (att[c] - rep[c] / z);
+            double& gain = gains[dim * i + c];
+            double& upd = update[dim * i + c];
+            gain = (upd * g < 0.0) ? gain + 0.2 : gain * 0.8;
             if (gain < 0.01) gain = 0.01;
-            upd = momentum * upd - learning_rate * g[c] * gain;
-            y_new[2 * i + c] += upd;
+            upd = momentum * upd - learning_rate * g * gain;
+            yi[c] += upd;
           }
         }
       }
