@@ -53,6 +53,10 @@ class TaskTeam {
 
   /// Runs body(tile) for every tile in [0, n_tiles) on the team and the calling thread.
   void run(index_t n_tiles, const std::function<void(index_t)>& body) {
+    if (workers_.empty() || n_tiles <= 1) {
+      for (index_t t = 0; t < n_tiles; ++t) body(t);
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       body_ = &body;
