@@ -315,3 +315,29 @@ def test_threads_running_tsne_and_dbn_give_sequential_results():
         thread.join()
     for got, expected in zip(results, sequential):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_dbn_checkpoint_resume_equals_uninterrupted_run(tmp_path, X):
+    from leafrbm import DBN
+
+    params = dict(hidden_layer_sizes=(10, 6, 4), batch_size=20, n_iter=4, learning_rate=0.05, random_state=3)
+    reference = DBN(**params).fit(X)
+    path = tmp_path / "dbn.npz"
+
+    # Stop in the middle of the second layer, as a killed process would.
+    def stop_in_layer_two(layer, epoch, dbn):
+        if layer == 1 and epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        DBN(**params, callbacks=stop_in_layer_two).fit(X, checkpoint=path)
+    partial = leafrbm.load(path)
+    assert [layer.n_epochs_ for layer in partial.layers_] == [4, 2]
+    resumed = DBN(**params).fit(X, checkpoint=path)
+    assert len(resumed.layers_) == 3
+    for got, expected in zip(resumed.layers_, reference.layers_):
+        np.testing.assert_array_equal(got.components_, expected.components_)
+        np.testing.assert_array_equal(got.intercept_visible_, expected.intercept_visible_)
+    np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
+    with pytest.raises(ValueError, match=r"checkpoint .*dbn\.npz.*hidden_layer_sizes"):
+        DBN(**{**params, "hidden_layer_sizes": (10, 5)}).fit(X, checkpoint=path)

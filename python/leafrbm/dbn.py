@@ -26,7 +26,8 @@ from ._validation import (
     resolve_n_jobs,
     seed_from_random_state,
 )
-from .rbm import BernoulliRBM, GaussianBernoulliRBM
+from .io import save
+from .rbm import BernoulliRBM, GaussianBernoulliRBM, _fingerprint, checkpoint_path, load_checkpoint
 
 __all__ = ["DBN"]
 
@@ -183,7 +184,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_jobs=self.n_jobs, verbose=0,
         )
 
-    def fit(self, X, y=None):
+    # Parameters that do not change the training state up to a given epoch.
+    _RESUMABLE_PARAMS = ("verbose", "n_jobs", "n_iter", "callbacks")
+
+    def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
         """Train the layers greedily: each RBM on the hidden probabilities of the one below.
 
         Parameters
@@ -191,6 +195,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; in [0, 1] for ``visible="bernoulli"``. float32 stays float32.
         y : Ignored
+        checkpoint : str or os.PathLike, optional
+            A ``.npz`` file that receives the whole network, with every layer's training state,
+            every ``checkpoint_every`` epochs of each layer and at the end of each layer, written
+            atomically. When it exists, training resumes from it, with the result of an
+            uninterrupted run with the same parameters, seed and data. A checkpoint of other
+            parameters or data raises ``ValueError``.
+        checkpoint_every : int, default=1
 
         Returns
         -------
@@ -198,9 +209,16 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         sizes, rates, callbacks = self._check_params()
         n_threads = resolve_n_jobs(self.n_jobs)
+        checkpoint, checkpoint_every = checkpoint_path(checkpoint, checkpoint_every)
         X = self._validate_X(X, reset=True)
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in random_integers(rng, 2**32, len(sizes))]
+        resumed = []
+        self._checkpoint_fingerprint = None
+        if checkpoint is not None:
+            self._checkpoint_fingerprint = _fingerprint(X)
+            saved = load_checkpoint(self, checkpoint, self._checkpoint_fingerprint, self._RESUMABLE_PARAMS)
+            resumed = list(saved.layers_) if saved is not None else []
         self.layers_ = []
         bar = None
         if self.verbose:
@@ -210,16 +228,26 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         try:
             data = X
             for index, (size, rate, seed) in enumerate(zip(sizes, rates, seeds)):
-                layer = self._make_layer(index, size, rate, seed)
-                layer.set_params(n_iter=0).fit(data)  # validates and initialises
-                layer.set_params(n_iter=self.n_iter)
+                if index < len(resumed):
+                    layer = resumed[index]
+                    layer.set_params(n_jobs=self.n_jobs, n_iter=self.n_iter)
+                    layer._ensure_training_state()
+                else:
+                    layer = self._make_layer(index, size, rate, seed)
+                    layer.set_params(n_iter=0).fit(data)  # validates and initialises
+                    layer.set_params(n_iter=self.n_iter)
                 prepared = layer._kernel_input(data)  # standardised for Gaussian visibles
                 self.layers_.append(layer)
-                for epoch in range(self.n_iter):
+                if bar is not None:
+                    bar.update(min(layer.n_epochs_, self.n_iter))
+                for epoch in range(layer.n_epochs_, self.n_iter):
                     layer._fit_epochs(prepared, 1, n_threads)
                     if bar is not None:
                         bar.set_postfix(layer=index + 1)
                         bar.update(1)
+                    if checkpoint is not None and (layer.n_epochs_ % checkpoint_every == 0
+                                                   or layer.n_epochs_ == self.n_iter):
+                        save(self, checkpoint)
                     if any([bool(callback(index, epoch, self)) for callback in callbacks]):
                         if bar is not None:
                             bar.update(self.n_iter - epoch - 1)

@@ -55,6 +55,50 @@ def _safe_json(value, to_json):
         return None
 
 
+def checkpoint_path(checkpoint, checkpoint_every):
+    """Validated ``(path, every)`` of a ``fit(..., checkpoint=, checkpoint_every=)`` call."""
+    if checkpoint is None:
+        return None, checkpoint_every
+    path = os.fspath(checkpoint)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    return path, check_int("checkpoint_every", checkpoint_every, low=1)
+
+
+def load_checkpoint(estimator, path, fingerprint, resumable_params):
+    """The model saved in checkpoint ``path`` if it may resume ``estimator``'s fit, else raise.
+
+    None when there is no checkpoint yet. Refuses (ValueError naming the file) a checkpoint of
+    another class, with other parameters (except ``resumable_params``) or for other data.
+    """
+    if not os.path.exists(path):
+        return None
+    from .io import _from_json, _json_value, load
+
+    saved = load(path)
+    if type(saved) is not type(estimator):
+        raise ValueError(
+            f"checkpoint {path!r} was written by a {type(saved).__name__}, not a {type(estimator).__name__}; "
+            "delete it or choose another checkpoint path"
+        )
+    mine = estimator.get_params(deep=False)
+    theirs = saved.get_params(deep=False)
+    different = sorted(
+        name for name in mine
+        if name not in resumable_params and _from_json(_safe_json(mine[name], _json_value)) != theirs.get(name)
+    )
+    if different:
+        raise ValueError(
+            f"checkpoint {path!r} was written by a model with other parameters {different}; "
+            "delete it or choose another checkpoint path"
+        )
+    if getattr(saved, "_checkpoint_fingerprint", None) != fingerprint:
+        raise ValueError(
+            f"checkpoint {path!r} was written for other training data; delete it or choose another checkpoint path"
+        )
+    return saved
+
+
 class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery of the Bernoulli and Gaussian RBMs (not public)."""
 
@@ -234,11 +278,7 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         completed so far and stays usable.
         """
         n_threads = self._check_params()
-        if checkpoint is not None:
-            checkpoint = os.fspath(checkpoint)
-            checkpoint_every = check_int("checkpoint_every", checkpoint_every, low=1)
-            if not checkpoint.endswith(".npz"):
-                checkpoint += ".npz"
+        checkpoint, checkpoint_every = checkpoint_path(checkpoint, checkpoint_every)
         X = self._validate_X(X, reset=True, training=True)
         X = self._prepare_training_data(X, reset=True)
         self.random_state_ = check_random_state(self.random_state)
@@ -255,28 +295,10 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _resume(self, path, fingerprint):
         """Load the training state of checkpoint ``path`` into self; False when there is none."""
-        if not os.path.exists(path):
+        saved = load_checkpoint(self, path, fingerprint, self._RESUMABLE_PARAMS)
+        if saved is None:
             return False
-        from .io import _from_json, _json_value, load
-
-        saved = load(path)
         mine = self.get_params(deep=False)
-        theirs = saved.get_params(deep=False)
-        different = sorted(
-            name for name in mine
-            if name not in self._RESUMABLE_PARAMS and _from_json(_safe_json(mine[name], _json_value)) != theirs.get(name)
-        )
-        if type(saved) is not type(self) or different:
-            detail = f"class {type(saved).__name__}" if type(saved) is not type(self) else f"parameters {different}"
-            raise ValueError(
-                f"checkpoint {path!r} was written by a model with other {detail}; "
-                "delete it or choose another checkpoint path"
-            )
-        if getattr(saved, "_checkpoint_fingerprint", None) != fingerprint:
-            raise ValueError(
-                f"checkpoint {path!r} was written for other training data; "
-                "delete it or choose another checkpoint path"
-            )
         for name, value in vars(saved).items():
             if name not in mine:
                 setattr(self, name, value)
