@@ -43,20 +43,7 @@ inline double exp_nonpositive(double x) {
   const double shifted = x * 1.4426950408889634 + magic;
   const double n = shifted - magic;
   const double r = (x - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6;
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const double p = exp_taylor13(r);
   std::uint64_t bits;
   std::memcpy(&bits, &shifted, sizeof(bits));
   bits = (bits + 1023u) << 52;
@@ -102,9 +89,6 @@ inline double softplus_sum(const T* x, index_t n, double scale) {
   return sum;
 }
 
-/// Threads worth using for a loop of `work` multiply-adds per step: below about a million,
-/// the cost of waking a team (and of a busy machine's scheduling) exceeds the work.
-inline int threads_for_work(double work, int n_threads) { return work < 1.0e6 ? 1 : n_threads; }
 
 /// log Σ exp over (max, sum) pairs combined in order.
 struct LogSumExp {
@@ -243,8 +227,7 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   if (n_betas < 2) throw std::invalid_argument("AIS needs at least two temperatures");
   if (n_runs < 1) throw std::invalid_argument("AIS needs at least one run");
   const Stream stream = Stream::ais;
-  n_threads = detail::threads_for_work(static_cast<double>(n_runs) * static_cast<double>(H) * static_cast<double>(V),
-                                       n_threads);
+  n_threads = threads_for_work(n_threads, 2.0 * static_cast<double>(n_runs) * static_cast<double>(H) * static_cast<double>(V));
   // b_B − b_A for the visible part of the log-weight increments.
   std::vector<double> bias_difference(static_cast<std::size_t>(V));
   for (index_t i = 0; i < V; ++i)

@@ -49,8 +49,7 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
   const index_t V = layers[0].n_visible;
   double work = 0.0;
   for (const auto& layer : layers) work += static_cast<double>(n_rows) * layer.n_hidden * layer.n_visible;
-  // Below about a million multiply-adds per step, one thread beats waking a team.
-  if (work < 1.0e6) n_threads = 1;
+  n_threads = threads_for_work(n_threads, 2.0 * work);
   const ScopedTeam team(n_threads);  // one thread team for every pass of the chain
   const std::size_t pixels = static_cast<std::size_t>(n_rows * V);
 

@@ -27,11 +27,8 @@ inline float fast_exp(float x) {
   return p * scale;
 }
 
-inline double fast_exp(double x) {
-  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-  const double n = static_cast<double>(static_cast<std::int64_t>(x * 1.4426950408889634 + (x >= 0 ? 0.5 : -0.5)));
-  const double r = (x - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6;
-  // Taylor series of exp(r) to degree 13.
+/// Taylor series of exp(r) to degree 13, for |r| <= ln2/2 (shared by every double exp).
+inline double exp_taylor13(double r) {
   double p = 1.0 / 6227020800.0;
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
@@ -46,6 +43,14 @@ inline double fast_exp(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
+  return p;
+}
+
+inline double fast_exp(double x) {
+  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+  const double n = static_cast<double>(static_cast<std::int64_t>(x * 1.4426950408889634 + (x >= 0 ? 0.5 : -0.5)));
+  const double r = (x - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6;
+  const double p = exp_taylor13(r);
   const std::int64_t bits = (static_cast<std::int64_t>(n) + 1023) << 52;
   double scale;
   std::memcpy(&scale, &bits, sizeof(scale));
