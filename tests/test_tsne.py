@@ -346,6 +346,17 @@ def test_optimizer_follows_sklearn_gradient_descent(digits):
     assert kl == pytest.approx(error, rel=1e-9)
 
 
+def test_verbose_progress_and_heavy_tails(digits, capsys):
+    X, y = digits
+    X, y = X[:400], y[:400]
+    model = TSNE(random_state=0, max_iter=300, verbose=1, dof=0.5).fit(X)
+    assert "t-SNE" in capsys.readouterr().err
+    assert np.isfinite(model.kl_divergence_)
+    assert KNeighborsClassifier(5).fit(model.embedding_[:300], y[:300]).score(model.embedding_[300:], y[300:]) >= 0.9
+    placed = model.transform(X[:20])
+    assert KNeighborsClassifier(5).fit(model.embedding_, y).score(placed, y[:20]) >= 0.9
+
+
 def test_init_options(digits):
     X, _ = digits
     X = X[:200]

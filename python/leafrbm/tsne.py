@@ -12,8 +12,6 @@ Euclidean through scikit-learn, and keeps the state.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -31,7 +29,6 @@ __all__ = ["TSNE"]
 
 _EXPLORATION_MAX_ITER = 250
 _N_ITER_CHECK = 50
-_STOP_REASONS = {0: "running", 1: "max_iter", 2: "n_iter_without_progress", 3: "min_grad_norm", 4: "interrupted"}
 
 
 def _valid_metrics():

@@ -79,19 +79,26 @@ void knn_sqeuclidean(const T* reference, index_t n, index_t d, const T* query, i
         auto* heap = heaps.data() + a * k;
         index_t& size = sizes[a];
         const T* row = block.data() + a * nc;
+        const T* norms = ref_norms.data() + c0;
+        const T query_norm = query_norms[qi];
+        // Columns arrive in increasing index order, so a candidate that does not beat the worst
+        // kept distance strictly would lose the (distance, index) comparison anyway.
+        T worst = size == k ? heap[0].first : std::numeric_limits<T>::infinity();
         for (index_t b = 0; b < nc; ++b) {
+          const T dist = row[b] + query_norm + norms[b];
+          if (size == k && !(dist < worst)) continue;
           const index_t j = c0 + b;
           if (exclude_self && j == qi) continue;
-          const T dist = row[b] + query_norms[qi] + ref_norms[j];
           const std::pair<T, std::int64_t> item{dist, j};
           if (size < k) {
             heap[size++] = item;
             std::push_heap(heap, heap + size);
-          } else if (item < heap[0]) {
+          } else {
             std::pop_heap(heap, heap + k);
             heap[k - 1] = item;
             std::push_heap(heap, heap + k);
           }
+          if (size == k) worst = heap[0].first;
         }
       }
     }
