@@ -107,11 +107,11 @@ def _say(quiet, message):
 # ----------------------------------------------------------------------------- demo
 DEMO_SETTINGS = {
     # Default: the story as told, 100 species × 16 leaves, within about 3 minutes on 2 cores.
-    "full": dict(n_species=100, n_per_species=16, layers=(500, 250, 100), epochs=(30, 30, 30),
+    "full": dict(n_species=100, n_per_species=16, layers=(500, 500, 250), epochs=(30, 30, 30),
                  learning_rate=0.05, batch_size=20, tsne_iter=750, inpaint_steps=200, dream_steps=120,
                  n_test=160, n_occlusion_images=80),
     # --quick: the same story, smaller, in well under 30 seconds (used by the tests).
-    "quick": dict(n_species=20, n_per_species=16, layers=(256, 128, 32), epochs=(40, 40, 40),
+    "quick": dict(n_species=20, n_per_species=16, layers=(256, 256, 128), epochs=(40, 40, 40),
                   learning_rate=0.05, batch_size=10, tsne_iter=300, inpaint_steps=30, dream_steps=24,
                   n_test=32, n_occlusion_images=32),
 }
@@ -189,15 +189,26 @@ def run_demo(out="leafrbm-demo", data=None, size=None, seed=0, quick=False, quie
     n_occ = min(settings["n_occlusion_images"], len(X_test))
     X_occ = X_test[:n_occ]
     with timer("occlusion"):
+        # The whole network (up to the top, Gibbs there, down) and its first layer alone: the
+        # deeper chain imagines a leaf of the right kind, the first layer keeps the pixels.
         kinds = [("rectangle", 0.25), ("half", 0.5), ("random_pixels", 0.5), ("blobs", 0.3)]
         table = occlusion_experiment(dbn, X_occ, masks=kinds, methods=("clamped", "naive"), X_train=X_train,
                                      image_shape=shape, n_steps=settings["inpaint_steps"], random_state=seed)
+        shallow = occlusion_experiment(dbn, X_occ, masks=kinds, methods=("clamped",), X_train=None,
+                                       image_shape=shape, n_steps=settings["inpaint_steps"], depth=1,
+                                       random_state=seed)
+        for row in shallow.rows:
+            row["method"] = "clamped, depth 1"
+        table.rows.extend(shallow.rows)
+        table.rows.sort(key=lambda row: [k for k, _ in kinds].index(row["mask"]))
         mask = make_masks("rectangle", 6, shape, 0.25, random_state=seed)
         observed = mask.reshape(6, -1)
         shown = X_occ[:6] * observed
         filled = {
-            "clamped": inpaint(dbn, X_occ[:6], observed, n_steps=settings["inpaint_steps"], method="clamped",
-                               random_state=seed),
+            f"clamped, depth {depth_count}": inpaint(dbn, X_occ[:6], observed, n_steps=settings["inpaint_steps"],
+                                                     method="clamped", random_state=seed),
+            "clamped, depth 1": inpaint(dbn, X_occ[:6], observed, n_steps=settings["inpaint_steps"],
+                                        method="clamped", depth=1, random_state=seed),
             "naive": inpaint(dbn, X_occ[:6], observed, method="naive", random_state=seed),
             "mean image": np.where(observed, X_occ[:6], X_train.mean(0)),
         }
