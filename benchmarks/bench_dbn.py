@@ -7,7 +7,7 @@ threads for every BLAS involved:
 - NumPy: the same algorithm written plainly (float32, NumPy's OpenBLAS, ``numpy.random.Generator``);
 - floor: the same matrix products alone (two GEMMs per temperature / per Gibbs step), NumPy's sgemm.
 
-Usage (defaults are the issue's full sizes; see README_dbn.md for the reduced run):
+Usage (defaults are the issue's full sizes; see README.md for the reduced run):
 
     python benchmarks/bench_dbn.py --threads 2 --temperatures 14500 --runs 100 --steps 1000
 

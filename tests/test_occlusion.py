@@ -359,7 +359,7 @@ def test_clamped_fill_in_beats_mean_image_on_real_leaves(shared_data):
     rbm = BernoulliRBM(n_components=100, learning_rate=0.05, batch_size=20, n_iter=15, random_state=0,
                        n_jobs=1).fit(train)
     # Half-image occlusion is left out: with this small, briefly trained model the clamped fill-in
-    # of a whole missing half (0.128 MSE) does not beat the mean image (0.110); see README_dbn.md.
+    # of a whole missing half (0.128 MSE) does not beat the mean image (0.110); see benchmarks/README.md.
     masks = [("rectangle", 0.25), ("random_pixels", 0.5), ("blobs", 0.3)]
     table = occlusion_experiment(rbm, test, masks=masks, X_train=train, n_steps=100, image_shape=(32, 32),
                                  random_state=0)
