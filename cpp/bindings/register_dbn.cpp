@@ -51,7 +51,7 @@ index_t stack_chain_py(std::vector<Array<T>> weights, std::vector<Array<T>> hidd
                        std::vector<Array<T>> visible_biases, bool gaussian, Array<T> visible, index_t n_steps,
                        std::uint64_t seed, std::uint32_t stream, std::uint64_t first_step,
                        std::optional<py::array_t<std::uint8_t, 0>> clamp_mask, std::optional<Array<T>> final_means,
-                       std::optional<Array<T>> frames, index_t keep_every, bool mean_field, int n_threads,
+                       std::optional<Array<T>> frames, index_t keep_every, bool mean_field, index_t average_from, int n_threads,
                        Progress progress) {
   const auto layers = stack_views(weights, hidden_biases, visible_biases, gaussian);
   const index_t V = layers[0].n_visible;
@@ -63,6 +63,7 @@ index_t stack_chain_py(std::vector<Array<T>> weights, std::vector<Array<T>> hidd
   StackChainOptions<T> options;
   options.keep_every = keep_every;
   options.mean_field = mean_field;
+  options.average_from = average_from;
   if (clamp_mask) options.clamp_mask = checked_data(*clamp_mask, "clamp_mask", {n, V}, false);
   if (final_means) options.final_means = checked_data(*final_means, "final_means", {n, V}, true);
   if (frames) options.frames = checked_data(*frames, "frames", {n_steps / keep_every, n, V}, true);
@@ -123,7 +124,7 @@ void define(py::module_& m) {
   m.def("stack_chain", &stack_chain_py<T>, arg("weights"), arg("hidden_biases"), arg("visible_biases"),
         arg("gaussian"), arg("visible").noconvert(), arg("n_steps"), arg("seed"), arg("stream"), arg("first_step") = 0,
         arg("clamp_mask").noconvert() = py::none(), arg("final_means").noconvert() = py::none(),
-        arg("frames").noconvert() = py::none(), arg("keep_every") = 1, arg("mean_field") = false,
+        arg("frames").noconvert() = py::none(), arg("keep_every") = 1, arg("mean_field") = false, arg("average_from") = -1,
         arg("n_threads") = 1, arg("progress").noconvert() = py::none(),
         "Run n_steps of up-all/down-all Gibbs through a stack of RBMs in place on visible, re-imposing the "
         "clamped pixels after every step; returns the steps completed.");

@@ -163,7 +163,7 @@ def _check_mask(mask, shape):
     return np.ascontiguousarray(mask)
 
 
-def inpaint(model, X, mask, n_steps=200, method="clamped", depth=None, random_state=None):
+def inpaint(model, X, mask, n_steps=200, method="clamped", depth=None, random_state=None, burn_in=None):
     """Fill in the hidden pixels of X with an RBM or a DBN.
 
     Parameters
@@ -177,13 +177,16 @@ def inpaint(model, X, mask, n_steps=200, method="clamped", depth=None, random_st
         Steps of the clamped chain (ignored by "naive").
     method : {"clamped", "naive"}, default="clamped"
         "clamped": a Gibbs chain through the network (up, one Gibbs step at the top, down) that
-        re-imposes the observed pixels after every step; the result is the visible means of the
-        last step. "naive": one mean-field reconstruction of the occluded image.
+        re-imposes the observed pixels after every step; the result is the visible means averaged
+        over the steps after ``burn_in`` (an estimate of the posterior mean of the hidden pixels). "naive": one mean-field reconstruction of the occluded image.
         Both start with the hidden pixels at the first layer's marginal means (sigmoid of the
         visible biases; the visible biases for Gaussian units).
     depth : int or None
         For a DBN, the layers the chain goes through (None: all).
     random_state : None, int, RandomState or Generator
+    burn_in : int or None, default=None
+        Steps discarded before averaging (None: the first half of the chain). ``n_steps - 1``
+        returns the visible means of the last step alone.
 
     Returns
     -------
@@ -193,6 +196,7 @@ def inpaint(model, X, mask, n_steps=200, method="clamped", depth=None, random_st
     layers = model_layers(model, depth)
     check_choice("method", method, {"clamped", "naive"})
     n_steps = check_int("n_steps", n_steps, low=1)
+    burn_in = n_steps // 2 if burn_in is None else check_int("burn_in", burn_in, low=0, high=n_steps - 1)
     first = layers[0]
     V = first._kernel_input(X)
     mask = _check_mask(mask, V.shape)
@@ -206,7 +210,8 @@ def inpaint(model, X, mask, n_steps=200, method="clamped", depth=None, random_st
         filled = np.empty_like(state)
         progress = np.zeros(1, dtype=np.int64)
         _core.stack_chain(*stack_arguments(layers), state, n_steps, seed, _STREAMS["inpaint"], 0,
-                          clamp_mask=mask.view(np.uint8), final_means=filled, n_threads=first._n_threads(),
+                          clamp_mask=mask.view(np.uint8), final_means=filled, average_from=burn_in,
+                          n_threads=first._n_threads(),
                           progress=progress)
     return np.where(mask, observed, first._visible_output(filled)).astype(V.dtype, copy=False)
 

@@ -26,6 +26,7 @@ struct StackChainOptions {
   T* final_means = nullptr;                  // n_rows × n_visible: visible means of the last step (clamped)
   T* frames = nullptr;                       // n_frames × n_rows × n_visible: visible means every keep_every steps
   index_t keep_every = 1;
+  index_t average_from = -1;                 // >= 0: final_means = mean over steps >= average_from
   bool mean_field = false;                   // deterministic chain: means, not samples, everywhere
 };
 
@@ -60,6 +61,9 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
     hidden_means[l].resize(hidden_samples[l].size());
   }
   std::vector<T> visible_means(pixels);
+  // Running sum of the visible means (the posterior-mean estimate), in double.
+  std::vector<double> means_sum(options.average_from >= 0 && options.final_means ? pixels : 0);
+  index_t n_summed = 0;
   std::vector<T> observed;
   if (options.clamp_mask) observed.assign(visible, visible + pixels);
   const Tiling row_plan{n_rows, 16};
@@ -100,10 +104,22 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
       T* frame = options.frames + static_cast<std::size_t>((s + 1) / options.keep_every - 1) * pixels;
       std::copy(visible_means.begin(), visible_means.end(), frame);
     }
+    if (!means_sum.empty() && s >= options.average_from) {
+      parallel_for(row_plan.count(), n_threads, [&](index_t t) {
+        const Range rows = row_plan[t];
+        for (index_t i = rows.begin * V; i < rows.end * V; ++i) means_sum[i] += visible_means[i];
+      });
+      ++n_summed;
+    }
     const bool last = s + 1 == n_steps;
     const bool stop = !last && should_stop();
     if ((last || stop) && options.final_means) {
-      std::copy(visible_means.begin(), visible_means.end(), options.final_means);
+      if (n_summed > 0) {
+        const double scale = 1.0 / static_cast<double>(n_summed);
+        for (std::size_t i = 0; i < pixels; ++i) options.final_means[i] = static_cast<T>(means_sum[i] * scale);
+      } else {
+        std::copy(visible_means.begin(), visible_means.end(), options.final_means);
+      }
       clamp(options.final_means);
     }
     if (stop) return s + 1;
