@@ -16,7 +16,9 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 dtypes = st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.bool_, np.float16, np.complex64])
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7)
-elements = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.just(0.0), st.just(1.0))
+def elements(dtype):
+    width = min(32, np.dtype(dtype).itemsize * 8)
+    return st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=width), st.just(0.0), st.just(1.0))
 
 
 @st.composite
@@ -24,7 +26,7 @@ def arrays(draw):
     dtype = draw(dtypes)
     shape = draw(shapes)
     if np.dtype(dtype).kind == "f":
-        values = draw(hnp.arrays(dtype, shape, elements=elements))
+        values = draw(hnp.arrays(dtype, shape, elements=elements(dtype)))
     else:
         values = draw(hnp.arrays(dtype, shape))
     layout = draw(st.sampled_from(["C", "F", "strided", "readonly"]))
@@ -117,3 +119,41 @@ def test_sample_arguments(cls, n_samples, n_steps):
         assert ("n_samples" if n_samples < 1 else "n_steps") in str(error)
     else:
         assert out.shape == (n_samples, 4) and np.isfinite(out).all()
+
+
+@SETTINGS
+@given(X=arrays(), gaussian=st.booleans())
+def test_dbn_fit_gives_finite_codes_or_a_clear_error(X, gaussian):
+    from leafrbm import DBN
+
+    model = DBN(hidden_layer_sizes=(3, 2), visible="gaussian" if gaussian else "bernoulli", n_iter=1,
+                batch_size=4, random_state=0)
+    valid = _expected_valid(X, bernoulli=not gaussian)
+    try:
+        model.fit(X)
+    except (ValueError, TypeError) as error:
+        assert not valid, f"valid input refused: {error}"
+        return
+    assert valid, "invalid input accepted"
+    for depth in (1, 2):
+        codes = model.transform(X, depth=depth)
+        assert codes.shape == (X.shape[0], (3, 2)[depth - 1]) and np.isfinite(codes).all()
+    assert np.isfinite(model.reconstruct(X)).all()
+
+
+@SETTINGS
+@given(X=arrays(), perplexity=st.floats(0.5, 50), method=st.sampled_from(["barnes_hut", "exact"]))
+def test_tsne_gives_a_finite_map_or_a_clear_error(X, perplexity, method):
+    from leafrbm import TSNE
+
+    model = TSNE(perplexity=perplexity, method=method, max_iter=250, random_state=0, init="random")
+    valid = (X.ndim == 2 and X.shape[0] >= 2 and X.shape[1] >= 1 and X.dtype.kind != "c"
+             and np.isfinite(X.astype(np.float64)).all() and perplexity < X.shape[0])
+    try:
+        embedding = model.fit_transform(X)
+    except (ValueError, TypeError) as error:
+        assert not valid, f"valid input refused: {error}"
+        return
+    assert valid, "invalid input accepted"
+    assert embedding.shape == (X.shape[0], 2) and np.isfinite(embedding).all()
+    assert np.isfinite(model.kl_divergence_)
