@@ -414,9 +414,6 @@ def test_lazy_loading_equals_eager_loading(client, image_folder):
     assert_array_equal(computed[0], expected_tall)
     assert_array_equal(computed[1], expected_tall)
     assert_array_equal(computed[7], expected_tall.T)
-    for name in ("1", "2"):  # the stand-in reader used while leafrbm.datasets is absent
-        assert_array_equal(ld._read_leaf_file_fallback(image_folder / f"{name}.png", 16), expected_tall)
-    assert_array_equal(ld._read_leaf_file_fallback(image_folder / "10.png", 16), expected_tall.T)
     names = ["1", "2", "3", "4", "5", "6", "7", "10"]
     eager = np.stack([ld._read_leaf_file(image_folder / f"{name}.png", 16) for name in names])
     assert_array_equal(computed, eager)

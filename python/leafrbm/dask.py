@@ -22,7 +22,6 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -405,79 +404,21 @@ def partial_fit(model, X, batch_size=None, n_epochs=1):
 # Lazy image loading
 # --------------------------------------------------------------------------------------------
 
-# Used only while leafrbm.datasets (the eager loader) is absent: with it, the file list, the
-# order and each file's preprocessing are the eager loader's own, so lazy equals eager.
-_IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-)
-
-
-def _natural_key(name):
-    parts = (part for part in re.split(r"(\d+)", name) if part)
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts]
-
-
 def _image_files(folder):
-    try:
-        from .datasets import IMAGE_EXTENSIONS as extensions, _natural_key as natural_key
-    except ImportError:
-        extensions, natural_key = _IMAGE_EXTENSIONS, _natural_key
+    """The eager loader's file list and order, so that lazy equals eager."""
+    from .datasets import IMAGE_EXTENSIONS, _natural_key
+
     return sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in extensions),
-        key=lambda f: natural_key(f.name),
+        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda f: _natural_key(f.name),
     )
 
 
 def _read_leaf_file(file, size):
-    """One image file → uint8 ``size x size``, as :func:`leafrbm.datasets.load_leaf_images` makes it."""
-    try:
-        from .datasets import _normalise_leaf, _read_grey
-    except ImportError:
-        return _read_leaf_file_fallback(file, size)
-    grey, faint = _read_grey(file)
-    return _normalise_leaf(grey, size, str(file), faint)
+    """One image file → uint8 ``size x size``, exactly as :func:`leafrbm.datasets.load_leaf_images`."""
+    from .datasets import read_leaf_image
 
-
-def _read_leaf_file_fallback(file, size):
-    """One image file → uint8 ``size x size``: grey, leaf white on black, cropped to the leaf, squared.
-
-    Polarity from the border (a bright border means a dark leaf on a light background, inverted);
-    contrast stretched from the border level to the 99th percentile; cropped to the bounding box
-    of the pixels at least a quarter as bright as the leaf; padded to a centred square with black;
-    resized (area averaging when shrinking, Lanczos when enlarging). A simpler version of the
-    eager loader's preprocessing (no connected regions): the same on clean silhouettes, crops
-    may differ on anti-aliased or noisy scans.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(file) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") and image.getchannel("A").getextrema()[0] < 255:
-                grey = np.asarray(image.getchannel("A"), dtype=np.float64)
-            else:
-                grey = np.asarray(image.convert("L"), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image file {str(file)!r}: {error}") from error
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    background = float(np.median(border))
-    if background > 127.5:
-        grey, background = 255.0 - grey, 255.0 - background
-    top = float(np.percentile(grey, 99.0))
-    if top - background < 32.0:
-        raise ValueError(f"image {str(file)!r} holds no leaf (no part of it stands out from its border)")
-    grey = np.clip((grey - background) * (255.0 / (top - background)), 0.0, 255.0)
-    rows = np.flatnonzero((grey >= 64.0).any(axis=1))
-    cols = np.flatnonzero((grey >= 64.0).any(axis=0))
-    crop = grey[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    h, w = crop.shape
-    side = max(h, w)
-    square = np.zeros((side, side), dtype=np.float32)
-    square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = crop
-    if side != size:
-        method = Image.Resampling.BOX if side > size else Image.Resampling.LANCZOS
-        square = np.asarray(Image.fromarray(square).resize((size, size), method))
-    return np.clip(np.rint(square), 0, 255).astype(np.uint8)
+    return read_leaf_image(file, size)
 
 
 def _read_leaf_files(files, size):
@@ -523,10 +464,12 @@ def load_leaf_images_dask(path, size=64, chunk_size=256):
         raise ValueError(
             f"path {str(folder)!r} is not a folder (load_leaf_images_dask reads folders of images)"
         )
+    from .datasets import IMAGE_EXTENSIONS
+
     files = _image_files(folder)
     if not files:
         raise ValueError(
-            f"no image files in folder {str(folder)!r} (looked for {', '.join(sorted(_IMAGE_EXTENSIONS))})"
+            f"no image files in folder {str(folder)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
     names = [str(f) for f in files]
     token = dask.base.tokenize(names, [f.stat().st_mtime_ns for f in files], size)

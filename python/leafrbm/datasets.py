@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from ._validation import check_choice, check_float, check_int, check_random_state, random_integers
 
-__all__ = ["make_leaves", "load_leaf_images", "to_unit", "binarize", "IMAGE_EXTENSIONS"]
+__all__ = ["make_leaves", "load_leaf_images", "read_leaf_image", "to_unit", "binarize", "IMAGE_EXTENSIONS"]
 
 #: File name endings read by :func:`load_leaf_images` (case-insensitive); other files are ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -442,6 +442,13 @@ def _label_array(values):
     if values and all(re.fullmatch(r"[+-]?\d+", v) for v in values):
         return np.array([int(v) for v in values], dtype=np.int64)
     return np.array(values)
+
+
+def read_leaf_image(file, size=64):
+    """One image file as the loaders make it: uint8 ``size × size``, the leaf white on black,
+    cropped to the leaf, padded to a square and resized. Raises ValueError naming the file."""
+    grey, faint = _read_grey(file)
+    return _normalise_leaf(grey, size, str(file), faint)
 
 
 def _read_grey(file):
