@@ -213,3 +213,21 @@ def tsne_conditional_p(sqdist, perplexity):
         if done.all():
             break
     return P
+
+
+def random_rbm(n_hidden, n_visible, scale=1.0, seed=0, dtype=np.float64, cls=None, n_jobs=1):
+    """A fitted-looking RBM with N(0, scale) parameters, for tests of exact quantities."""
+    from leafrbm import BernoulliRBM, GaussianBernoulliRBM
+
+    cls = BernoulliRBM if cls is None else cls
+    rng = np.random.default_rng(seed)
+    rbm = cls(n_components=n_hidden, random_state=seed, n_jobs=n_jobs)
+    rbm.components_ = rng.normal(0, scale, (n_hidden, n_visible)).astype(dtype)
+    rbm.intercept_hidden_ = rng.normal(0, scale, n_hidden).astype(dtype)
+    rbm.intercept_visible_ = rng.normal(0, scale, n_visible).astype(dtype)
+    rbm.n_features_in_ = n_visible
+    rbm.h_samples_ = np.zeros((1, n_hidden), dtype=dtype)
+    if cls is GaussianBernoulliRBM:
+        rbm.mean_ = np.zeros(n_visible, dtype=dtype)
+        rbm.scale_ = np.ones(n_visible, dtype=dtype)
+    return rbm

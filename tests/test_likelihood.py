@@ -13,25 +13,13 @@ from leafrbm import DBN, BernoulliRBM, GaussianBernoulliRBM, _core
 from leafrbm.likelihood import ais_betas, log_partition
 
 
-def _random_rbm(n_hidden, n_visible, scale=1.0, seed=0, dtype=np.float64, cls=BernoulliRBM):
-    rng = np.random.default_rng(seed)
-    rbm = cls(n_components=n_hidden, random_state=seed, n_jobs=1)
-    rbm.components_ = rng.normal(0, scale, (n_hidden, n_visible)).astype(dtype)
-    rbm.intercept_hidden_ = rng.normal(0, scale, n_hidden).astype(dtype)
-    rbm.intercept_visible_ = rng.normal(0, scale, n_visible).astype(dtype)
-    rbm.n_features_in_ = n_visible
-    rbm.h_samples_ = np.zeros((1, n_hidden), dtype=dtype)
-    if cls is GaussianBernoulliRBM:
-        rbm.mean_ = np.zeros(n_visible, dtype=dtype)
-        rbm.scale_ = np.ones(n_visible, dtype=dtype)
-    return rbm
 
 
 # ---------------------------------------------------------------------- exact log Z
 @pytest.mark.parametrize("n_hidden, n_visible", [(5, 9), (9, 5), (7, 7), (1, 3)])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
 def test_exact_log_partition_matches_brute_force(n_hidden, n_visible, dtype, tol):
-    rbm = _random_rbm(n_hidden, n_visible, scale=1.5, dtype=dtype)
+    rbm = ref.random_rbm(n_hidden, n_visible, scale=1.5, dtype=dtype)
     expected = ref.brute_log_partition(*(a.astype(np.float64) for a in rbm._model_args()[:3]))
     for enumerate_hidden in (True, False):
         got = _core.exact_log_partition(*rbm._model_args(), enumerate_hidden, n_threads=2)
@@ -43,7 +31,7 @@ def test_exact_log_partition_matches_brute_force(n_hidden, n_visible, dtype, tol
 
 def test_exact_log_partition_many_blocks_and_threads():
     """2**16 hidden states: many parallel blocks, merged in order: identical at any thread count."""
-    rbm = _random_rbm(16, 40, scale=0.3, seed=3)
+    rbm = ref.random_rbm(16, 40, scale=0.3, seed=3)
     W, bh, bv = rbm._model_args()[:3]
     one = _core.exact_log_partition(W, bh, bv, False, True, n_threads=1)
     two = _core.exact_log_partition(W, bh, bv, False, True, n_threads=2)
@@ -54,7 +42,7 @@ def test_exact_log_partition_many_blocks_and_threads():
 
 
 def test_bernoulli_log_likelihood_is_normalised():
-    rbm = _random_rbm(4, 8, scale=1.0, seed=1)
+    rbm = ref.random_rbm(4, 8, scale=1.0, seed=1)
     vs = np.array(list(itertools.product([0, 1], repeat=8)), dtype=np.float64)
     log_p = rbm.log_likelihood(vs)
     assert logsumexp(log_p) == pytest.approx(0.0, abs=1e-10)
@@ -65,7 +53,7 @@ def test_bernoulli_log_likelihood_is_normalised():
 
 def test_gaussian_log_partition_and_density_integrate_to_one():
     """One Gaussian visible unit: the density in the input's scale integrates to 1 numerically."""
-    rbm = _random_rbm(3, 1, scale=0.8, seed=2, cls=GaussianBernoulliRBM)
+    rbm = ref.random_rbm(3, 1, scale=0.8, seed=2, cls=GaussianBernoulliRBM)
     rbm.mean_ = np.array([0.7])
     rbm.scale_ = np.array([2.0])
     grid = np.linspace(-40, 40, 200001)[:, None]
@@ -90,7 +78,7 @@ def test_ais_betas_schedule():
 
 
 def test_ais_kernel_matches_numpy_reference():
-    rbm = _random_rbm(12, 20, scale=0.5, seed=4)
+    rbm = ref.random_rbm(12, 20, scale=0.5, seed=4)
     W, bh, bv = rbm._model_args()[:3]
     base = np.random.default_rng(0).normal(0, 0.5, 20)
     betas = ais_betas(300)
@@ -103,7 +91,7 @@ def test_ais_kernel_matches_numpy_reference():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ais_bit_identical_across_threads(dtype):
-    rbm = _random_rbm(150, 140, scale=0.05, seed=5, dtype=dtype)  # several column tiles
+    rbm = ref.random_rbm(150, 140, scale=0.05, seed=5, dtype=dtype)  # several column tiles
     args = rbm._model_args()[:3]
     base = np.zeros(140, dtype=dtype)
     out = []
@@ -134,7 +122,7 @@ def test_ais_within_0_2_nats_of_exact_with_paper_schedule(digits_rbm, binary_dig
 
 
 def test_ais_on_random_20_hidden_model():
-    rbm = _random_rbm(20, 60, scale=0.3, seed=7)
+    rbm = ref.random_rbm(20, 60, scale=0.3, seed=7)
     exact = float(rbm.log_partition("exact"))
     ais = rbm.log_partition("ais", betas=1500, n_runs=50, random_state=1)
     assert abs(ais.log_z - exact) < 0.2
@@ -147,7 +135,7 @@ def test_ais_on_random_20_hidden_model():
 
 def test_ais_is_exact_for_an_rbm_equal_to_its_base_model():
     """W = 0, c = 0 and b_A = b_B: every importance weight is 1, so AIS returns log Z exactly."""
-    rbm = _random_rbm(3, 5)
+    rbm = ref.random_rbm(3, 5)
     rbm.components_[:] = 0.0
     rbm.intercept_hidden_[:] = 0.0
     marginals = 1.0 / (1.0 + np.exp(-rbm.intercept_visible_))
@@ -159,7 +147,7 @@ def test_ais_is_exact_for_an_rbm_equal_to_its_base_model():
 
 def test_auto_method_choice(digits_rbm):
     assert digits_rbm.log_partition().method == "exact"
-    big = _random_rbm(30, 40, scale=0.01)
+    big = ref.random_rbm(30, 40, scale=0.01)
     assert big.log_partition(betas=20, n_runs=5, random_state=0).method == "ais"
 
 
@@ -178,15 +166,15 @@ def test_auto_method_choice(digits_rbm):
     ],
 )
 def test_log_partition_bad_input(kwargs, error, match):
-    rbm = _random_rbm(4, 6)
+    rbm = ref.random_rbm(4, 6)
     with pytest.raises(error, match=match):
         rbm.log_partition(**kwargs)
 
 
 def test_log_partition_refusals():
     with pytest.raises(ValueError, match="at most 30"):
-        _random_rbm(31, 40, scale=0.01).log_partition("exact")
-    gaussian = _random_rbm(4, 6, cls=GaussianBernoulliRBM)
+        ref.random_rbm(31, 40, scale=0.01).log_partition("exact")
+    gaussian = ref.random_rbm(4, 6, cls=GaussianBernoulliRBM)
     with pytest.raises(ValueError, match="Bernoulli"):
         gaussian.log_partition("ais")
     with pytest.raises(TypeError, match="rbm"):

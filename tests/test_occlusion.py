@@ -15,18 +15,6 @@ from leafrbm.occlusion import blobs, half, inpaint, make_masks, occlusion_experi
 STREAMS = ref.STREAMS
 
 
-def _random_rbm(n_hidden, n_visible, scale=1.0, seed=0, dtype=np.float64, cls=BernoulliRBM, n_jobs=1):
-    rng = np.random.default_rng(seed)
-    rbm = cls(n_components=n_hidden, random_state=seed, n_jobs=n_jobs)
-    rbm.components_ = rng.normal(0, scale, (n_hidden, n_visible)).astype(dtype)
-    rbm.intercept_hidden_ = rng.normal(0, scale, n_hidden).astype(dtype)
-    rbm.intercept_visible_ = rng.normal(0, scale, n_visible).astype(dtype)
-    rbm.n_features_in_ = n_visible
-    rbm.h_samples_ = np.zeros((1, n_hidden), dtype=dtype)
-    if cls is GaussianBernoulliRBM:
-        rbm.mean_ = np.zeros(n_visible, dtype=dtype)
-        rbm.scale_ = np.ones(n_visible, dtype=dtype)
-    return rbm
 
 
 def _random_dbn(sizes, n_visible, scale=1.0, seed=0, dtype=np.float64, n_jobs=1):
@@ -34,7 +22,7 @@ def _random_dbn(sizes, n_visible, scale=1.0, seed=0, dtype=np.float64, n_jobs=1)
     dbn.layers_ = []
     below = n_visible
     for index, size in enumerate(sizes):
-        dbn.layers_.append(_random_rbm(size, below, scale, seed + index, dtype, n_jobs=n_jobs))
+        dbn.layers_.append(ref.random_rbm(size, below, scale, seed + index, dtype, n_jobs=n_jobs))
         below = size
     dbn.n_features_in_ = n_visible
     return dbn
@@ -100,7 +88,7 @@ def test_mask_bad_input(call, error, match):
 
 # ---------------------------------------------------------------------- stack chain kernel
 def test_one_layer_stack_chain_is_the_gibbs_chain():
-    rbm = _random_rbm(7, 11, seed=1)
+    rbm = ref.random_rbm(7, 11, seed=1)
     V = (np.random.default_rng(0).random((9, 11)) < 0.5).astype(np.float64)
     a, b = V.copy(), V.copy()
     means_a, means_b = np.empty_like(V), np.empty_like(V)
@@ -157,7 +145,7 @@ def test_stack_chain_bad_input():
 def test_clamped_gibbs_samples_the_exact_conditional():
     """Chains with 3 of 7 pixels clamped: the final states of the 4 free pixels follow
     p(v_missing | v_observed), computed by enumeration (chi-square test over the 16 states)."""
-    rbm = _random_rbm(5, 7, scale=1.2, seed=11)
+    rbm = ref.random_rbm(5, 7, scale=1.2, seed=11)
     W, bh, bv = rbm._model_args()[:3]
     observed_index = np.array([0, 3, 5])
     observed_value = np.array([1.0, 0.0, 1.0])
@@ -214,7 +202,7 @@ def test_inpaint_keeps_observed_pixels_and_naive_is_one_reconstruction():
 
 
 def test_inpaint_gaussian_rbm_keeps_observed_pixels_exactly():
-    rbm = _random_rbm(5, 9, scale=0.3, cls=GaussianBernoulliRBM)
+    rbm = ref.random_rbm(5, 9, scale=0.3, cls=GaussianBernoulliRBM)
     rbm.mean_ = np.full(9, 2.0)
     rbm.scale_ = np.full(9, 3.0)
     X = np.random.default_rng(0).normal(2, 3, (4, 9))
@@ -247,7 +235,7 @@ def test_inpaint_and_dream_bit_identical_across_threads(dtype):
     ],
 )
 def test_inpaint_bad_input(kwargs, error, match):
-    arguments = dict(model=_random_rbm(4, 6), X=np.zeros((3, 6)), mask=np.ones((3, 6), dtype=bool))
+    arguments = dict(model=ref.random_rbm(4, 6), X=np.zeros((3, 6)), mask=np.ones((3, 6), dtype=bool))
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         inpaint(**arguments)
@@ -279,7 +267,7 @@ def test_dream_frames_match_reference():
 
 
 def test_dream_gaussian_frames_are_in_input_scale():
-    rbm = _random_rbm(4, 6, scale=0.2, cls=GaussianBernoulliRBM)
+    rbm = ref.random_rbm(4, 6, scale=0.2, cls=GaussianBernoulliRBM)
     rbm.mean_ = np.full(6, 100.0)
     rbm.scale_ = np.full(6, 0.5)
     frames = dream(rbm, 2, n_steps=3, random_state=0)
@@ -298,7 +286,7 @@ def test_dream_gaussian_frames_are_in_input_scale():
     ],
 )
 def test_dream_bad_input(kwargs, error, match):
-    arguments = dict(model=_random_rbm(4, 6), X_or_n=np.zeros((2, 6)), n_steps=2)
+    arguments = dict(model=ref.random_rbm(4, 6), X_or_n=np.zeros((2, 6)), n_steps=2)
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         dream(**arguments)
@@ -335,7 +323,7 @@ def test_occlusion_experiment_table_and_baselines():
 
 
 def test_occlusion_experiment_bad_input():
-    rbm = _random_rbm(4, 6)
+    rbm = ref.random_rbm(4, 6)
     with pytest.raises(ValueError, match="image_shape"):
         occlusion_experiment(rbm, np.zeros((3, 6)))
     with pytest.raises(ValueError, match="methods"):
