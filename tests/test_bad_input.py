@@ -203,3 +203,16 @@ def test_compiled_kernels_reject_bad_buffers():
     for args in bad_calls:
         with pytest.raises((ValueError, TypeError)):
             _core.free_energy(*args)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_divergent_training_raises_and_keeps_the_last_finite_model(cls, X):
+    model = cls(n_components=3, n_iter=1, random_state=0).fit(X)
+    before = model.components_.copy()
+    model.set_params(learning_rate=8.6e38)
+    with pytest.raises(ValueError, match=r"diverged.*learning_rate=8\.6e\+38"):
+        model.partial_fit(X)
+    np.testing.assert_array_equal(model.components_, before)
+    assert np.isfinite(model.transform(X)).all()
+    with pytest.raises(ValueError, match="learning_rate"):
+        cls(n_components=3, n_iter=2, learning_rate=8.6e38, random_state=0).fit(X)

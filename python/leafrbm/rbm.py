@@ -221,6 +221,7 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         n_batches = -(-X.shape[0] // self.batch_size)
         for epoch in range(n_epochs):
             begin = time.perf_counter()
+            saved = self._parameters_copy()
             if self.shuffle:
                 order = np.random.default_rng([self.random_seed_, self.n_epochs_]).permutation(X.shape[0])
             else:
@@ -238,6 +239,14 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             finally:
                 # Even when interrupted, the parameters hold every completed minibatch.
                 self.n_batches_seen_ += int(progress[0])
+            if not (np.isfinite(self.components_).all() and np.isfinite(self.intercept_hidden_).all()
+                    and np.isfinite(self.intercept_visible_).all()):
+                self._restore_parameters(saved)
+                raise ValueError(
+                    f"training diverged in epoch {self.n_epochs_ + 1}: the parameters became infinite or NaN "
+                    f"with learning_rate={self.learning_rate!r}, momentum={self.momentum!r}; lower them. "
+                    "The model keeps its parameters from before that epoch."
+                )
             self.n_epochs_ += 1
             if checkpoint is not None and (self.n_epochs_ % checkpoint_every == 0 or epoch == n_epochs - 1):
                 from .io import save
@@ -250,6 +259,20 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     f"[{type(self).__name__}] Iteration {epoch + 1}, pseudo-likelihood = {score:.2f}, "
                     f"time = {elapsed:.2f}s ({n_batches} minibatches)"
                 )
+
+    _TRAINING_STATE = ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_", "_weight_velocity",
+                       "_hidden_bias_velocity", "_visible_bias_velocity", "_hidden_activity", "n_batches_seen_")
+
+    def _parameters_copy(self):
+        return {name: np.copy(getattr(self, name)) for name in self._TRAINING_STATE}
+
+    def _restore_parameters(self, saved):
+        for name, value in saved.items():
+            current = getattr(self, name)
+            if isinstance(current, np.ndarray):
+                current[...] = value  # in place: callers may hold views
+            else:
+                setattr(self, name, type(current)(value))
 
     def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
         """Fit the model to X with n_iter epochs of CD-k (persistent=False) or PCD-k.
