@@ -12,7 +12,8 @@ from hypothesis.extra import numpy as hnp
 
 from leafrbm import BernoulliRBM, GaussianBernoulliRBM
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI runs the same examples every time (explore with --hypothesis-seed=N locally).
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 dtypes = st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.bool_, np.float16, np.complex64])
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7)

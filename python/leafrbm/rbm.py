@@ -244,7 +244,8 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 self._restore_parameters(saved)
                 raise ValueError(
                     f"training diverged in epoch {self.n_epochs_ + 1}: the parameters became infinite or NaN "
-                    f"with learning_rate={self.learning_rate!r}, momentum={self.momentum!r}; lower them. "
+                    f"with learning_rate={self.learning_rate!r}, momentum={self.momentum!r}, "
+                    f"weight_decay={self.weight_decay!r}, sparsity_cost={self.sparsity_cost!r}; lower them. "
                     "The model keeps its parameters from before that epoch."
                 )
             self.n_epochs_ += 1
