@@ -92,6 +92,7 @@ class LeafSpace(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         from scipy.spatial import Delaunay
 
+        self._tree = None  # built on first use (also after loading a saved map)
         try:
             self._hull = Delaunay(self.embedding_)
         except Exception:  # degenerate (collinear) maps: no interior
@@ -128,12 +129,22 @@ class LeafSpace(BaseEstimator):
         check_is_fitted(self, "embedding_")
         xy = self._check_positions(xy)
         k = min(self.n_neighbors, len(self.embedding_) - (exclude is not None))
-        d2 = ((xy[:, None, :] - self.embedding_[None, :, :]) ** 2).sum(-1)
+        # A k-d tree over the map: memory O(n), not the O(queries × n) of all distances.
+        if getattr(self, "_tree", None) is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.embedding_)
+        d2, nearest = self._tree.query(xy, k=k + (exclude is not None))
+        d2, nearest = np.square(d2).reshape(len(xy), -1), nearest.reshape(len(xy), -1)
         if exclude is not None:
             exclude = np.broadcast_to(np.asarray(exclude, dtype=np.int64), (len(xy),))
-            d2[np.arange(len(xy)), exclude] = np.inf
-        nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        weights = 1.0 / (1.0 + np.take_along_axis(d2, nearest, axis=1))
+            # Drop the excluded point where it was found, else the farthest of the k + 1.
+            drop = np.where((nearest == exclude[:, None]).any(axis=1),
+                            np.argmax(nearest == exclude[:, None], axis=1), k)
+            keep = np.ones_like(nearest, dtype=bool)
+            keep[np.arange(len(xy)), drop] = False
+            d2, nearest = d2[keep].reshape(len(xy), k), nearest[keep].reshape(len(xy), k)
+        weights = 1.0 / (1.0 + d2)
         weights /= weights.sum(axis=1, keepdims=True)
         return np.einsum("nk,nkc->nc", weights, self.codes_[nearest]).astype(np.float32)
 
