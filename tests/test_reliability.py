@@ -92,7 +92,7 @@ def test_resume_after_the_process_was_killed(tmp_path):
     reference = BernoulliRBM(**params, n_iter=n_total).fit(X)
     # The killed run was asked for 400 epochs: to compare, continue the same state to n_total.
     resumed = BernoulliRBM(**params, n_iter=400)
-    resumed._resume(str(path), __import__("leafrbm.rbm", fromlist=["_fingerprint"])._fingerprint(X))
+    resumed._resume(str(path), leafrbm.io.data_fingerprint(X))
     resumed._fit_epochs(X, n_total - resumed.n_epochs_, 1)
     np.testing.assert_array_equal(resumed.components_, reference.components_)
     np.testing.assert_array_equal(resumed.intercept_hidden_, reference.intercept_hidden_)

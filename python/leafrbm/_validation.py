@@ -23,6 +23,8 @@ __all__ = [
     "describe_array",
     "check_memory",
     "available_memory",
+    "validate_samples",
+    "check_training_params",
     "check_finite",
     "check_unit_interval",
     "as_kernel_array",
@@ -147,6 +149,39 @@ def describe_array(value):
     if shape is not None and dtype is not None:
         return f"(shape {tuple(shape)}, dtype {dtype})"
     return f"(a {type(value).__name__})"
+
+
+def validate_samples(estimator, X, *, reset):
+    """scikit-learn's validate_data for the estimators: float32/float64 (float32 kept), CSR
+    accepted and densified, at least one sample; returns a C-contiguous array. Errors name X."""
+    import scipy.sparse as sp
+    from sklearn.utils.validation import validate_data
+
+    try:
+        X = validate_data(estimator, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32),
+                          ensure_min_samples=1)
+    except ValueError as error:
+        raise ValueError(f"X {describe_array(X)}: {error}") from error
+    if sp.issparse(X):
+        check_finite("X", X.data)
+        X = X.toarray()
+    X = np.ascontiguousarray(X)
+    if X.shape[1] > 2**31 - 1:
+        raise ValueError(f"X has {X.shape[1]} features; at most 2**31 - 1 are supported")
+    return X
+
+
+def check_training_params(estimator):
+    """The CD/PCD hyper-parameters shared by the RBMs and the DBN."""
+    check_int("batch_size", estimator.batch_size, low=1, high=2**31 - 1)
+    check_int("n_iter", estimator.n_iter, low=0)
+    check_int("verbose", estimator.verbose, low=0)
+    check_int("k", estimator.k, low=1, high=65535)
+    check_bool("persistent", estimator.persistent)
+    check_float("momentum", estimator.momentum, low=0.0, high=1.0, high_open=True)
+    check_float("weight_decay", estimator.weight_decay, low=0.0)
+    check_float("sparsity_target", estimator.sparsity_target, low=0.0, high=1.0, low_open=True, high_open=True)
+    check_float("sparsity_cost", estimator.sparsity_cost, low=0.0)
 
 
 def check_finite(name, array):

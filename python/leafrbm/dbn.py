@@ -11,23 +11,22 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._validation import (
-    check_bool,
     check_choice,
-    check_finite,
     check_float,
     check_int,
     check_random_state,
+    check_training_params,
     random_integers,
     resolve_n_jobs,
     seed_from_random_state,
+    validate_samples,
 )
-from .io import save
-from .rbm import BernoulliRBM, GaussianBernoulliRBM, _fingerprint, checkpoint_path, load_checkpoint
+from .io import checkpoint_path, data_fingerprint, load_checkpoint, save
+from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN"]
 
@@ -138,15 +137,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"learning_rate must be a float or one float per layer ({len(sizes)}), got {self.learning_rate!r}"
             )
         rates = tuple(check_float(f"learning_rate[{i}]", r, low=0.0, low_open=True) for i, r in enumerate(rates))
-        check_int("batch_size", self.batch_size, low=1, high=2**31 - 1)
-        check_int("n_iter", self.n_iter, low=0)
-        check_int("k", self.k, low=1, high=65535)
-        check_bool("persistent", self.persistent)
-        check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_float("weight_decay", self.weight_decay, low=0.0)
-        check_float("sparsity_target", self.sparsity_target, low=0.0, high=1.0, low_open=True, high_open=True)
-        check_float("sparsity_cost", self.sparsity_cost, low=0.0)
-        check_int("verbose", self.verbose, low=0)
+        check_training_params(self)
         callbacks = self.callbacks
         if callbacks is None:
             callbacks = ()
@@ -161,12 +152,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return sizes, rates, callbacks
 
     def _validate_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32),
-                          ensure_min_samples=1)
-        if sp.issparse(X):
-            check_finite("X", X.data)
-            X = X.toarray()
-        return np.ascontiguousarray(X)
+        return validate_samples(self, X, reset=reset)
 
     def _check_depth(self, depth):
         n_layers = len(self.layers_)
@@ -216,7 +202,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         resumed = []
         self._checkpoint_fingerprint = None
         if checkpoint is not None:
-            self._checkpoint_fingerprint = _fingerprint(X)
+            self._checkpoint_fingerprint = data_fingerprint(X)
             saved = load_checkpoint(self, checkpoint, self._checkpoint_fingerprint, self._RESUMABLE_PARAMS)
             resumed = list(saved.layers_) if saved is not None else []
         self.layers_ = []

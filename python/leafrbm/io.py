@@ -6,13 +6,16 @@ estimators (the layers of a DBN). It loads with ``allow_pickle=False``; a round 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+from ._validation import check_int
+
+__all__ = ["save", "load", "FORMAT_VERSION", "checkpoint_path", "load_checkpoint", "data_fingerprint"]
 
 FORMAT_VERSION = 1
 _META_KEY = "__leafrbm__"
@@ -195,3 +198,61 @@ def load(path):
         return _build(meta["model"], arrays, path)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path}: corrupted leafrbm model file: {error!r}") from error
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def data_fingerprint(X):
+    """A digest of the training data, so a checkpoint resumes only on the same data."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((X.shape, X.dtype.str)).encode())
+    digest.update(memoryview(np.ascontiguousarray(X)).cast("B"))
+    return digest.hexdigest()
+
+
+def _safe_json(value, to_json):
+    try:
+        return to_json(value)
+    except TypeError:
+        return None
+
+
+def checkpoint_path(checkpoint, checkpoint_every):
+    """Validated ``(path, every)`` of a ``fit(..., checkpoint=, checkpoint_every=)`` call."""
+    if checkpoint is None:
+        return None, checkpoint_every
+    path = os.fspath(checkpoint)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    return path, check_int("checkpoint_every", checkpoint_every, low=1)
+
+
+def load_checkpoint(estimator, path, fingerprint, resumable_params):
+    """The model saved in checkpoint ``path`` if it may resume ``estimator``'s fit, else raise.
+
+    None when there is no checkpoint yet. Refuses (ValueError naming the file) a checkpoint of
+    another class, with other parameters (except ``resumable_params``) or for other data.
+    """
+    if not os.path.exists(path):
+        return None
+    saved = load(path)
+    if type(saved) is not type(estimator):
+        raise ValueError(
+            f"checkpoint {path!r} was written by a {type(saved).__name__}, not a {type(estimator).__name__}; "
+            "delete it or choose another checkpoint path"
+        )
+    mine = estimator.get_params(deep=False)
+    theirs = saved.get_params(deep=False)
+    different = sorted(
+        name for name in mine
+        if name not in resumable_params and _from_json(_safe_json(mine[name], _json_value)) != theirs.get(name)
+    )
+    if different:
+        raise ValueError(
+            f"checkpoint {path!r} was written by a model with other parameters {different}; "
+            "delete it or choose another checkpoint path"
+        )
+    if getattr(saved, "_checkpoint_fingerprint", None) != fingerprint:
+        raise ValueError(
+            f"checkpoint {path!r} was written for other training data; delete it or choose another checkpoint path"
+        )
+    return saved

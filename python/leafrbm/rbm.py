@@ -11,20 +11,18 @@ module validates, allocates state and keeps it on the estimator.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _core
+from .io import checkpoint_path, data_fingerprint, load_checkpoint
 from ._validation import (
     check_bool,
-    describe_array,
     check_finite,
+    check_training_params,
     check_float,
     check_int,
     check_memory,
@@ -33,70 +31,12 @@ from ._validation import (
     random_integers,
     resolve_n_jobs,
     seed_from_random_state,
+    validate_samples,
 )
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
 _STREAMS = dict(_core.STREAMS)
-
-
-def _fingerprint(X):
-    """A digest of the training data, so a checkpoint resumes only on the same data."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr((X.shape, X.dtype.str)).encode())
-    digest.update(memoryview(np.ascontiguousarray(X)).cast("B"))
-    return digest.hexdigest()
-
-
-def _safe_json(value, to_json):
-    try:
-        return to_json(value)
-    except TypeError:
-        return None
-
-
-def checkpoint_path(checkpoint, checkpoint_every):
-    """Validated ``(path, every)`` of a ``fit(..., checkpoint=, checkpoint_every=)`` call."""
-    if checkpoint is None:
-        return None, checkpoint_every
-    path = os.fspath(checkpoint)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    return path, check_int("checkpoint_every", checkpoint_every, low=1)
-
-
-def load_checkpoint(estimator, path, fingerprint, resumable_params):
-    """The model saved in checkpoint ``path`` if it may resume ``estimator``'s fit, else raise.
-
-    None when there is no checkpoint yet. Refuses (ValueError naming the file) a checkpoint of
-    another class, with other parameters (except ``resumable_params``) or for other data.
-    """
-    if not os.path.exists(path):
-        return None
-    from .io import _from_json, _json_value, load
-
-    saved = load(path)
-    if type(saved) is not type(estimator):
-        raise ValueError(
-            f"checkpoint {path!r} was written by a {type(saved).__name__}, not a {type(estimator).__name__}; "
-            "delete it or choose another checkpoint path"
-        )
-    mine = estimator.get_params(deep=False)
-    theirs = saved.get_params(deep=False)
-    different = sorted(
-        name for name in mine
-        if name not in resumable_params and _from_json(_safe_json(mine[name], _json_value)) != theirs.get(name)
-    )
-    if different:
-        raise ValueError(
-            f"checkpoint {path!r} was written by a model with other parameters {different}; "
-            "delete it or choose another checkpoint path"
-        )
-    if getattr(saved, "_checkpoint_fingerprint", None) != fingerprint:
-        raise ValueError(
-            f"checkpoint {path!r} was written for other training data; delete it or choose another checkpoint path"
-        )
-    return saved
 
 
 class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -143,38 +83,14 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _check_params(self):
         check_int("n_components", self.n_components, low=1, high=2**31 - 1)
         check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_int("batch_size", self.batch_size, low=1, high=2**31 - 1)
-        check_int("n_iter", self.n_iter, low=0)
-        check_int("verbose", self.verbose, low=0)
-        check_int("k", self.k, low=1, high=65535)
-        check_bool("persistent", self.persistent)
-        check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_float("weight_decay", self.weight_decay, low=0.0)
-        check_float("sparsity_target", self.sparsity_target, low=0.0, high=1.0, low_open=True, high_open=True)
-        check_float("sparsity_cost", self.sparsity_cost, low=0.0)
+        check_training_params(self)
         check_float("sparsity_damping", self.sparsity_damping, low=0.0, high=1.0, high_open=True)
         check_bool("shuffle", self.shuffle)
         return resolve_n_jobs(self.n_jobs)
 
     def _validate_X(self, X, *, reset, training):
         """Validated, dense, C-contiguous float32/float64 copy-or-view of X (sparse accepted)."""
-        try:
-            X = validate_data(
-                self,
-                X,
-                reset=reset,
-                accept_sparse="csr",
-                dtype=(np.float64, np.float32),
-                ensure_min_samples=1,
-            )
-        except ValueError as error:
-            raise ValueError(f"X {describe_array(X)}: {error}") from error
-        if sp.issparse(X):
-            check_finite("X", X.data)
-            X = X.toarray()
-        X = np.ascontiguousarray(X)
-        if X.shape[1] > 2**31 - 1:
-            raise ValueError(f"X has {X.shape[1]} features; at most 2**31 - 1 are supported")
+        X = validate_samples(self, X, reset=reset)
         if training:
             self._check_training_values(X)
         return X
@@ -307,7 +223,7 @@ class _BaseRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         X = self._prepare_training_data(X, reset=True)
         self.random_state_ = check_random_state(self.random_state)
         seed = seed_from_random_state(self.random_state_)
-        fingerprint = _fingerprint(X) if checkpoint is not None else None
+        fingerprint = data_fingerprint(X) if checkpoint is not None else None
         if not (checkpoint is not None and self._resume(checkpoint, fingerprint)):
             self._initialize(X, seed)
             self._checkpoint_fingerprint = fingerprint
