@@ -12,6 +12,7 @@ Errors (a missing folder, no images, a bad size) print one line and exit with st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import sys
@@ -85,17 +86,11 @@ class _Timer:
     def __init__(self):
         self.seconds = {}
 
+    @contextlib.contextmanager
     def __call__(self, name):
-        timer = self
-
-        class _Section:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = round(time.perf_counter() - self.start, 3)
-
-        return _Section()
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
 def _say(quiet, message):
@@ -106,11 +101,11 @@ def _say(quiet, message):
 # ----------------------------------------------------------------------------- demo
 DEMO_SETTINGS = {
     # Default: the story as told, 100 species × 16 leaves, within about 3 minutes on 2 cores.
-    "full": dict(n_species=100, n_per_species=16, layers=(500, 500, 250), epochs=(30, 30, 30),
+    "full": dict(n_species=100, n_per_species=16, layers=(500, 500, 250), epochs=30,
                  learning_rate=0.05, batch_size=20, tsne_iter=750, inpaint_steps=200, dream_steps=120,
                  n_test=160, n_occlusion_images=80),
     # --quick: the same story, smaller, in well under 30 seconds (used by the tests).
-    "quick": dict(n_species=20, n_per_species=16, layers=(256, 256, 128), epochs=(40, 40, 40),
+    "quick": dict(n_species=20, n_per_species=16, layers=(256, 256, 128), epochs=40,
                   learning_rate=0.05, batch_size=10, tsne_iter=300, inpaint_steps=30, dream_steps=24,
                   n_test=32, n_occlusion_images=32),
 }
@@ -170,7 +165,7 @@ def run_demo(out="leafrbm-demo", data=None, size=None, seed=0, quick=False, quie
         return False
 
     dbn = DBN(hidden_layer_sizes=settings["layers"], learning_rate=settings["learning_rate"],
-              batch_size=settings["batch_size"], n_iter=max(settings["epochs"]), momentum=0.5,
+              batch_size=settings["batch_size"], n_iter=settings["epochs"], momentum=0.5,
               random_state=seed, n_jobs=n_jobs, verbose=0 if quiet else 1, callbacks=[on_epoch])
     with timer("train_dbn"):
         dbn.fit(X_train)
@@ -243,7 +238,7 @@ def run_demo(out="leafrbm-demo", data=None, size=None, seed=0, quick=False, quie
     metrics = {
         "data": {"source": source, "n_images": n, "size": size, "n_train": len(train), "n_test": len(test),
                  "n_species": int(len(np.unique(species)))},
-        "model": {"hidden_layer_sizes": list(settings["layers"]), "epochs_per_layer": max(settings["epochs"]),
+        "model": {"hidden_layer_sizes": list(settings["layers"]), "epochs_per_layer": settings["epochs"],
                   "learning_rate": settings["learning_rate"], "batch_size": settings["batch_size"], "seed": seed},
         "training_curve": history,
         "reconstruction_mse_by_depth": depth_errors,
