@@ -99,17 +99,21 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
     visible_pass(layers[0], state(0), n_rows, visible_means.data(), mean_field ? nullptr : visible,
                  RandomKey{seed, stream, base + 1}, n_threads);
     if (mean_field) std::copy(visible_means.begin(), visible_means.end(), visible);
-    clamp(visible);
+    const bool accumulate = !means_sum.empty() && s >= options.average_from;
+    if (options.clamp_mask || accumulate) {
+      // One pass: re-impose the observed pixels and add this step's means to the average.
+      parallel_for(row_plan.count(), n_threads, [&](index_t t) {
+        const Range rows = row_plan[t];
+        for (index_t i = rows.begin * V; i < rows.end * V; ++i) {
+          if (options.clamp_mask && options.clamp_mask[i]) visible[i] = observed[i];
+          if (accumulate) means_sum[i] += visible_means[i];
+        }
+      });
+    }
+    n_summed += accumulate;
     if (options.frames && (s + 1) % options.keep_every == 0) {
       T* frame = options.frames + static_cast<std::size_t>((s + 1) / options.keep_every - 1) * pixels;
       std::copy(visible_means.begin(), visible_means.end(), frame);
-    }
-    if (!means_sum.empty() && s >= options.average_from) {
-      parallel_for(row_plan.count(), n_threads, [&](index_t t) {
-        const Range rows = row_plan[t];
-        for (index_t i = rows.begin * V; i < rows.end * V; ++i) means_sum[i] += visible_means[i];
-      });
-      ++n_summed;
     }
     const bool last = s + 1 == n_steps;
     const bool stop = !last && should_stop();
