@@ -3,6 +3,7 @@
 
 #include "common.hpp"
 #include "leafrbm/blas.hpp"
+#include "leafrbm/simd.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -67,6 +68,8 @@ void register_config(py::module_& m) {
 #endif
     config["simd_compiled"] = compiled_simd();
     config["simd_runtime"] = runtime_simd();
+    config["simd_kernels"] = isa_name(active_isa());
+    config["simd_kernels_supported"] = isa_name(supported_isa());
 #ifdef LEAFRBM_SANITIZE
     config["sanitizers"] = true;
 #else
@@ -74,6 +77,11 @@ void register_config(py::module_& m) {
 #endif
     return config;
   }, "Compiler, BLAS, OpenMP and SIMD facts of this build (a dict).");
+  m.def("simd_kernels", [] { return std::string(isa_name(active_isa())); },
+        "The instruction set the elementwise kernels use now: 'baseline', 'avx2' or 'avx512'.");
+  m.def("set_simd_kernels", [](const std::string& name) { set_active_isa(isa_from_name(name)); }, py::arg("name"),
+        "Use the elementwise kernels compiled for `name` ('baseline', 'avx2' or 'avx512'); every copy gives "
+        "bit-identical results. Raises ValueError for an unknown name or one this CPU does not support.");
 }
 
 }  // namespace leafrbm::bindings

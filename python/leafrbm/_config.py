@@ -33,7 +33,7 @@ def show_config(file=None):
     order = [
         "leafrbm", "python", "platform", "numpy", "compiler", "cxx_standard", "blas",
         "blas_threads_per_kernel_task", "openmp", "openmp_max_threads", "simd_compiled",
-        "simd_runtime", "sanitizers",
+        "simd_runtime", "simd_kernels", "sanitizers",
     ]
     width = max(len(key) for key in order)
     for key in order:

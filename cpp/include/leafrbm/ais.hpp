@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "blas.hpp"
@@ -33,62 +34,6 @@
 namespace leafrbm {
 
 namespace detail {
-
-/// exp(x) for x in [-700, 0], written so that GCC vectorises it with SSE2 (no double → int64
-/// conversion): 2^n comes from the low mantissa bits of x·log2(e) + 1.5·2^52. Same range
-/// reduction and degree-13 Taylor polynomial as fast_exp(double).
-inline double exp_nonpositive(double x) {
-  x = x < -700.0 ? -700.0 : x;
-  constexpr double magic = 6755399441055744.0;  // 1.5 · 2^52
-  const double shifted = x * 1.4426950408889634 + magic;
-  const double n = shifted - magic;
-  const double r = (x - n * 6.93145751953125e-1) - n * 1.42860682030941723212e-6;
-  const double p = exp_taylor13(r);
-  std::uint64_t bits;
-  std::memcpy(&bits, &shifted, sizeof(bits));
-  bits = (bits + 1023u) << 52;
-  double scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-/// Σ_j softplus(scale · x_j) in double, as Σ max(v, 0) + log Π (1 + exp(−|v|)): one exp per
-/// element and one log per 512, products over 8 fixed lanes (each factor is in (1, 2]; 64 per
-/// lane before a log). The result depends only on x, never on the caller's tiling. (GCC 12 does
-/// not vectorise this loop for SSE2; see benchmarks/README_dbn.md.)
-template <class T>
-inline double softplus_sum(const T* x, index_t n, double scale) {
-  constexpr index_t lanes = 8, run = 64;  // 64 steps of 8 lanes between logs
-  double linear[lanes] = {}, total_log = 0.0;
-  const index_t full = n / lanes;
-  for (index_t first = 0; first < full; first += run) {
-    const index_t last = std::min(full, first + run);
-    double product[lanes] = {1, 1, 1, 1, 1, 1, 1, 1};
-    for (index_t block = first; block < last; ++block) {
-      const T* chunk = x + block * lanes;
-      for (index_t l = 0; l < lanes; ++l) {
-        const double value = scale * static_cast<double>(chunk[l]);
-        const double magnitude = std::fabs(value);
-        linear[l] += 0.5 * (value + magnitude);  // max(value, 0), exactly
-        product[l] *= 1.0 + exp_nonpositive(-magnitude);
-      }
-    }
-    double chunk_product = 1.0;
-    for (index_t l = 0; l < lanes; ++l) chunk_product *= product[l];  // <= 2^512
-    total_log += std::log(chunk_product);
-  }
-  double tail = 1.0;
-  for (index_t j = full * lanes; j < n; ++j) {
-    const double value = scale * static_cast<double>(x[j]);
-    const double magnitude = std::fabs(value);
-    linear[0] += 0.5 * (value + magnitude);
-    tail *= 1.0 + exp_nonpositive(-magnitude);
-  }
-  double sum = total_log + std::log(tail);
-  for (index_t l = 0; l < lanes; ++l) sum += linear[l];
-  return sum;
-}
-
 
 /// log Σ exp over (max, sum) pairs combined in order.
 struct LogSumExp {
@@ -114,35 +59,21 @@ struct LogSumExp {
   double value() const { return sum == 0.0 ? -std::numeric_limits<double>::infinity() : max + std::log(sum); }
 };
 
-/// One run's hidden tile at one temperature: adds the hidden bias to `a` (n values), returns
-/// Σ softplus(β a) − softplus(β' a), and (if h) samples h = [u < σ(β a)].
+/// One AIS run's hidden row (see elementwise.inc), in the active instruction set.
 template <class T>
-inline double ais_hidden_row(T* a, const T* bias, index_t n, double beta, double beta_previous,
-                                  std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
-                                  T* uniforms, T* h) {
-  for (index_t j = 0; j < n; ++j) a[j] += bias[j];
-  const double increment = softplus_sum(a, n, beta) - softplus_sum(a, n, beta_previous);
-  if (h) {
-    uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
-    const T beta_t = static_cast<T>(beta);
-    for (index_t j = 0; j < n; ++j) h[j] = uniforms[j] < sigmoid(beta_t * a[j]) ? T(1) : T(0);
-  }
-  return increment;
+inline double ais_hidden_row(T* a, const T* bias, index_t n, double beta, double beta_previous, std::uint64_t seed,
+                             std::uint64_t step, std::uint64_t row, T* scratch, T* h) {
+  LEAFRBM_SIMD_CALL(ais_hidden_row<T>(a, bias, n, beta, beta_previous, seed, static_cast<std::uint32_t>(Stream::ais),
+                                      step, row, scratch, h));
 }
 
-/// One run's visible tile: v = [u < σ((1−β) b_A + β (a + b_B))] for n values.
+/// One AIS run's visible row (see elementwise.inc), in the active instruction set.
 template <class T>
-inline void ais_visible_row(const T* a, const T* base_bias, const T* bias, index_t n, double beta,
-                                 std::uint64_t seed, std::uint64_t step, std::uint64_t row, std::size_t column,
-                                 T* uniforms, T* v) {
-  uniform_row<T>(seed, Stream::ais, step, row, column, column + static_cast<std::size_t>(n), uniforms);
-  const T beta_t = static_cast<T>(beta), one_minus_beta = static_cast<T>(1.0 - beta);
-  for (index_t i = 0; i < n; ++i) {
-    const T x = one_minus_beta * base_bias[i] + beta_t * (a[i] + bias[i]);
-    v[i] = uniforms[i] < sigmoid(x) ? T(1) : T(0);
-  }
+inline void ais_visible_row(const T* a, const T* base_bias, const T* bias, index_t n, double beta, std::uint64_t seed,
+                            std::uint64_t step, std::uint64_t row, T* scratch, T* v) {
+  LEAFRBM_SIMD_CALL(ais_visible_row<T>(a, base_bias, bias, n, beta, seed, static_cast<std::uint32_t>(Stream::ais),
+                                       step, row, scratch, v));
 }
-
 
 }  // namespace detail
 
@@ -195,7 +126,7 @@ double exact_log_partition(const RBMView<const T>& model, bool enumerate_hidden,
         term += 0.5 * square - bias_norm;
       } else {
         for (index_t i = 0; i < other; ++i) a[i] += other_bias[i];
-        term += detail::softplus_sum(a, other, 1.0);
+        term += softplus_sum(a, other, 1.0);
       }
       lse.add(term);
     }
@@ -244,6 +175,20 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   const index_t K = n_betas - 1;
   std::atomic<bool> stop{false};
   std::atomic<index_t> completed{K};
+  // The weights are packed once for every temperature's two products (BLAS when unavailable).
+  const auto packed = detail::pack_for_chain(model);
+  auto up = [&](const T* v, index_t m, T* out) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed) return packed->up.multiply(v, V, m, 0, packed->up.panels(), out, H);
+    }
+    gemm(false, true, m, H, V, T(1), v, V, model.weights, V, T(0), out, H);
+  };
+  auto down = [&](const T* h, index_t m, T* out) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed) return packed->down.multiply(h, H, m, 0, packed->down.panels(), out, V);
+    }
+    gemm(false, false, m, V, H, T(1), h, H, model.weights, V, T(0), out, V);
+  };
 
   parallel_for(run_plan.count(), n_threads, [&](index_t t) {
     const Range runs = run_plan[t];
@@ -268,12 +213,12 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
       const bool transition = k < K;
       const std::uint64_t step = 2 * static_cast<std::uint64_t>(k);
       // a = v·Wᵀ + c; log w += Σ_j softplus(β a_j) − softplus(β' a_j) + (β − β')(b_B − b_A)·v; h ~ σ(β a).
-      gemm(false, true, m, H, V, T(1), visible.data(), V, model.weights, V, T(0), activation.data(), H);
+      up(visible.data(), m, activation.data());
       for (index_t r = 0; r < m; ++r) {
         const index_t run = runs.begin + r;
         double increment = detail::ais_hidden_row<T>(
             activation.data() + r * H, model.hidden_bias, H, beta, beta_previous, seed, step,
-            static_cast<std::uint64_t>(run), 0, uniforms.data(), transition ? hidden.data() + r * H : nullptr);
+            static_cast<std::uint64_t>(run), uniforms.data(), transition ? hidden.data() + r * H : nullptr);
         double visible_term = 0.0;
         const T* v = visible.data() + r * V;
         for (index_t i = 0; i < V; ++i) visible_term += bias_difference[i] * static_cast<double>(v[i]);
@@ -281,10 +226,10 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
       }
       if (!transition) break;
       // v ~ σ((1−β) b_A + β (h·W + b_B)).
-      gemm(false, false, m, V, H, T(1), hidden.data(), H, model.weights, V, T(0), visible_activation.data(), V);
+      down(hidden.data(), m, visible_activation.data());
       for (index_t r = 0; r < m; ++r) {
         detail::ais_visible_row<T>(visible_activation.data() + r * V, base_visible_bias, model.visible_bias, V,
-                                   beta, seed, step + 1, static_cast<std::uint64_t>(runs.begin + r), 0,
+                                   beta, seed, step + 1, static_cast<std::uint64_t>(runs.begin + r),
                                    uniforms.data(), visible.data() + r * V);
       }
       if (caller && (k & 15) == 0 && should_stop()) stop.store(true);

@@ -13,10 +13,12 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "blas.hpp"
 #include "math.hpp"
+#include "packed_gemm.hpp"
 #include "parallel.hpp"
 #include "rng.hpp"
 
@@ -45,13 +47,29 @@ struct RandomKey {
 
 namespace detail {
 
-/// out[rows, cols] = input · op(weights) for one output tile, then `finish(row, col_begin, col_end)`.
+/// out[rows, cols] = input · op(weights) for one output tile, then `finish(row, cols, scratch)`.
+/// With `packed` (float only; the same product, weights packed beforehand) the tiles are groups
+/// of packed panels; otherwise BLAS tiles.
 template <class T, class Finish>
 void tiled_product(const T* input, index_t n_rows, index_t input_cols, const T* weights,
                    bool transpose_weights, index_t out_cols, T* out, int n_threads,
-                   Finish&& finish) {
-  const GemmTiling plan = GemmTiling::for_shape(n_rows, out_cols);
+                   const PackedMatrix* packed, Finish&& finish) {
   const double flops = 2.0 * static_cast<double>(n_rows) * static_cast<double>(out_cols) * static_cast<double>(input_cols);
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed) {
+      const index_t panels = packed->panels();
+      const Tiling plan{panels, std::clamp<index_t>(panels / 8, 1, 8)};
+      parallel_for(plan.count(), threads_for_work(n_threads, flops), [&](index_t t) {
+        const Range tile = plan[t];
+        packed->multiply(input, input_cols, n_rows, tile.begin, tile.end, out, out_cols);
+        const Range cols{tile.begin * packed_panel, std::min(tile.end * packed_panel, out_cols)};
+        std::vector<T> scratch(static_cast<std::size_t>(cols.size()));
+        for (index_t r = 0; r < n_rows; ++r) finish(r, cols, scratch.data());
+      });
+      return;
+    }
+  }
+  const GemmTiling plan = GemmTiling::for_shape(n_rows, out_cols);
   parallel_for(plan.count(), threads_for_work(n_threads, flops), [&](index_t t) {
     const Range tile = plan.tiling[t];
     const Range rows = plan.by_rows ? tile : Range{0, n_rows};
@@ -67,24 +85,32 @@ void tiled_product(const T* input, index_t n_rows, index_t input_cols, const T* 
   });
 }
 
+/// Packs a float layer for a chain of many steps (when the CPU has the kernels and the packed
+/// copies stay below 512 MiB); null otherwise, and always for double.
+template <class T>
+std::unique_ptr<PackedLayer> pack_for_chain(const RBMView<const T>& model) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_products_available() && model.n_hidden * model.n_visible <= (index_t{1} << 26))
+      return std::make_unique<PackedLayer>(model.weights, model.n_hidden, model.n_visible);
+  }
+  return nullptr;
+}
+
 }  // namespace detail
 
 /// Hidden pass: means = sigmoid(visible · Wᵀ + b_h); samples (if not null) = [u < means].
 template <class T>
 void hidden_pass(const RBMView<const T>& model, const T* visible, index_t n_rows, T* means,
-                 T* samples, const RandomKey& key, int n_threads) {
+                 T* samples, const RandomKey& key, int n_threads, const PackedLayer* packed = nullptr) {
   const index_t H = model.n_hidden;
   detail::tiled_product(visible, n_rows, model.n_visible, model.weights, true, H, means, n_threads,
-                        [&](index_t r, Range cols, T* uniforms) {
-                          T* row = means + r * H;
-                          const T* bias = model.hidden_bias;
-                          for (index_t j = cols.begin; j < cols.end; ++j) row[j] = sigmoid(row[j] + bias[j]);
-                          if (!samples) return;
-                          uniform_row<T>(key.seed, key.stream, key.step, key.row_offset + r,
-                                         cols.begin, cols.end, uniforms);
-                          T* out = samples + r * H;
-                          for (index_t j = cols.begin; j < cols.end; ++j)
-                            out[j] = uniforms[j - cols.begin] < row[j] ? T(1) : T(0);
+                        packed ? &packed->up : nullptr,
+                        [&](index_t r, Range cols, T*) {
+                          T* row = means + r * H + cols.begin;
+                          sigmoid_row(row, model.hidden_bias + cols.begin, cols.size());
+                          if (samples)
+                            bernoulli_row(row, cols.size(), key.seed, key.stream, key.step, key.row_offset + r,
+                                          static_cast<std::size_t>(cols.begin), samples + r * H + cols.begin);
                         });
 }
 
@@ -92,17 +118,18 @@ void hidden_pass(const RBMView<const T>& model, const T* visible, index_t n_rows
 /// units of unit variance); samples (if not null) = [u < means] or means + N(0, 1).
 template <class T>
 void visible_pass(const RBMView<const T>& model, const T* hidden, index_t n_rows, T* means,
-                  T* samples, const RandomKey& key, int n_threads) {
+                  T* samples, const RandomKey& key, int n_threads, const PackedLayer* packed = nullptr) {
   const index_t V = model.n_visible;
   const bool gaussian = model.visible_type == VisibleType::gaussian;
   detail::tiled_product(hidden, n_rows, model.n_hidden, model.weights, false, V, means, n_threads,
+                        packed ? &packed->down : nullptr,
                         [&](index_t r, Range cols, T* random) {
                           T* row = means + r * V;
                           const T* bias = model.visible_bias;
                           if (gaussian) {
                             for (index_t j = cols.begin; j < cols.end; ++j) row[j] += bias[j];
                           } else {
-                            for (index_t j = cols.begin; j < cols.end; ++j) row[j] = sigmoid(row[j] + bias[j]);
+                            sigmoid_row(row + cols.begin, bias + cols.begin, cols.size());
                           }
                           if (!samples) return;
                           T* out = samples + r * V;
@@ -111,10 +138,8 @@ void visible_pass(const RBMView<const T>& model, const T* hidden, index_t n_rows
                                           cols.begin, cols.end, random);
                             for (index_t j = cols.begin; j < cols.end; ++j) out[j] = row[j] + random[j - cols.begin];
                           } else {
-                            uniform_row<T>(key.seed, key.stream, key.step, key.row_offset + r,
-                                           cols.begin, cols.end, random);
-                            for (index_t j = cols.begin; j < cols.end; ++j)
-                              out[j] = random[j - cols.begin] < row[j] ? T(1) : T(0);
+                            bernoulli_row(row + cols.begin, cols.size(), key.seed, key.stream, key.step,
+                                          key.row_offset + r, static_cast<std::size_t>(cols.begin), out + cols.begin);
                           }
                         });
 }
@@ -159,6 +184,7 @@ index_t gibbs_chain(const RBMView<const T>& model, T* visible, index_t n_rows, i
                     std::uint64_t seed, Stream stream, std::uint64_t first_step, T* visible_means,
                     int n_threads, StopFn&& should_stop) {
   const ScopedTeam team(n_threads);  // one thread team for all 2·n_steps passes
+  const auto packed = n_steps > 1 ? detail::pack_for_chain(model) : nullptr;
   std::vector<T> hidden_means(static_cast<std::size_t>(n_rows * model.n_hidden));
   std::vector<T> hidden(hidden_means.size());
   std::vector<T> scratch_means;
@@ -169,9 +195,9 @@ index_t gibbs_chain(const RBMView<const T>& model, T* visible, index_t n_rows, i
   for (index_t s = 0; s < n_steps; ++s) {
     const std::uint64_t step = first_step + static_cast<std::uint64_t>(s);
     hidden_pass(model, visible, n_rows, hidden_means.data(), hidden.data(),
-                RandomKey{seed, stream, 2 * step}, n_threads);
+                RandomKey{seed, stream, 2 * step}, n_threads, packed.get());
     visible_pass(model, hidden.data(), n_rows, visible_means, visible,
-                 RandomKey{seed, stream, 2 * step + 1}, n_threads);
+                 RandomKey{seed, stream, 2 * step + 1}, n_threads, packed.get());
     if (should_stop()) return s + 1;
   }
   return n_steps;

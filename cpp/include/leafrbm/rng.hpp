@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "simd.hpp"
+
 namespace leafrbm {
 
 /// Purposes of random draws; distinct streams never share numbers.
@@ -38,7 +40,8 @@ inline void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::ui
 
 }  // namespace detail
 
-/// Philox-4x32-10: four 32-bit words from a 128-bit counter and a 64-bit key.
+/// Philox-4x32-10 of one counter block: four 32-bit words from a 128-bit counter and a 64-bit
+/// key. The scalar reference for philox_blocks (elementwise.inc), which the kernels use.
 inline void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3,
                           std::uint32_t k0, std::uint32_t k1, std::uint32_t out[4]) {
   constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
@@ -54,51 +57,8 @@ inline void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, 
   out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-/// Philox over `n` consecutive counter blocks: block b uses counter word 0 = first_block + b.
-/// Written as independent lanes so the compiler vectorises it; writes 4·n words.
-inline void philox_blocks(std::uint64_t seed, std::uint32_t stream, std::uint64_t step,
-                          std::uint64_t row, std::uint64_t first_block, std::size_t n,
-                          std::uint32_t* out) {
-  constexpr std::size_t lanes = 16;
-  const std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  // Counter layout: (block, row, step low 32 bits, stream in the top 8 bits | step bits 32..55).
-  const std::uint32_t c1 = static_cast<std::uint32_t>(row);
-  const std::uint32_t c2 = static_cast<std::uint32_t>(step) ^ static_cast<std::uint32_t>(row >> 32);
-  const std::uint32_t c3 = (stream << 24) ^ static_cast<std::uint32_t>((step >> 32) & 0xFFFFFFu);
-  for (std::size_t base = 0; base < n; base += lanes) {
-    const std::size_t count = (n - base < lanes) ? n - base : lanes;
-    std::uint32_t x0[lanes], x1[lanes], x2[lanes], x3[lanes];
-    for (std::size_t l = 0; l < lanes; ++l) {
-      x0[l] = static_cast<std::uint32_t>(first_block + base + l);
-      x1[l] = c1; x2[l] = c2; x3[l] = c3;
-    }
-    std::uint32_t key0 = k0, key1 = k1;
-    for (int round = 0; round < 10; ++round) {
-      for (std::size_t l = 0; l < lanes; ++l) {
-        const std::uint64_t p0 = static_cast<std::uint64_t>(0xD2511F53u) * x0[l];
-        const std::uint64_t p1 = static_cast<std::uint64_t>(0xCD9E8D57u) * x2[l];
-        const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ x1[l] ^ key0;
-        const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ x3[l] ^ key1;
-        x1[l] = static_cast<std::uint32_t>(p1);
-        x3[l] = static_cast<std::uint32_t>(p0);
-        x0[l] = n0; x2[l] = n2;
-      }
-      key0 += 0x9E3779B9u; key1 += 0xBB67AE85u;
-    }
-    for (std::size_t l = 0; l < count; ++l) {
-      out[4 * (base + l) + 0] = x0[l];
-      out[4 * (base + l) + 1] = x1[l];
-      out[4 * (base + l) + 2] = x2[l];
-      out[4 * (base + l) + 3] = x3[l];
-    }
-  }
-}
-
-/// Uniform in [0, 1) from one 32-bit word (float: 24 bits) or two words (double: 53 bits).
-inline float uniform_from_bits(std::uint32_t word, float) { return static_cast<float>(word >> 8) * 0x1.0p-24f; }
-inline double uniform_from_bits(std::uint32_t hi, std::uint32_t lo, double) {
-  return static_cast<double>((static_cast<std::uint64_t>(hi) << 21) ^ (lo >> 11)) * 0x1.0p-53;
-}
+using isa_baseline::philox_blocks;
+using isa_baseline::uniform_from_bits;
 
 /// Number of values of type T that one Philox call yields.
 template <class T> constexpr std::size_t values_per_block() { return sizeof(T) == 4 ? 4 : 2; }
@@ -106,27 +66,16 @@ template <class T> constexpr std::size_t values_per_block() { return sizeof(T) =
 /// Fills out[0 .. end-begin) with uniforms for columns [begin, end) of (seed, stream, step, row).
 /// Column c always gets the same number, whatever range it is asked in.
 template <class T>
-void uniform_row(std::uint64_t seed, Stream stream, std::uint64_t step, std::uint64_t row,
-                 std::size_t begin, std::size_t end, T* out) {
-  constexpr std::size_t per_block = values_per_block<T>();
-  constexpr std::size_t chunk_blocks = 64;
-  std::uint32_t bits[4 * chunk_blocks];
-  std::size_t column = begin;
-  while (column < end) {
-    const std::size_t first_block = column / per_block;
-    const std::size_t last_block = (end - 1) / per_block;
-    const std::size_t n_blocks = std::min<std::size_t>(chunk_blocks, last_block - first_block + 1);
-    philox_blocks(seed, static_cast<std::uint32_t>(stream), step, row, first_block, n_blocks, bits);
-    const std::size_t chunk_end = std::min(end, (first_block + n_blocks) * per_block);
-    for (; column < chunk_end; ++column) {
-      const std::size_t offset = column - first_block * per_block;
-      if constexpr (sizeof(T) == 4) {
-        out[column - begin] = uniform_from_bits(bits[offset], T{});
-      } else {
-        out[column - begin] = uniform_from_bits(bits[2 * offset], bits[2 * offset + 1], T{});
-      }
-    }
-  }
+inline void uniform_row(std::uint64_t seed, Stream stream, std::uint64_t step, std::uint64_t row,
+                        std::size_t begin, std::size_t end, T* out) {
+  LEAFRBM_SIMD_CALL(uniform_row<T>(seed, static_cast<std::uint32_t>(stream), step, row, begin, end, out));
+}
+
+/// out[j] = [u_j < p[j]] for j < n, u_j the uniform of column (column + j) of (seed, stream, step, row).
+template <class T>
+inline void bernoulli_row(const T* p, index_t n, std::uint64_t seed, Stream stream, std::uint64_t step,
+                          std::uint64_t row, std::size_t column, T* out) {
+  LEAFRBM_SIMD_CALL(bernoulli_row<T>(p, n, seed, static_cast<std::uint32_t>(stream), step, row, column, out));
 }
 
 /// Standard normal numbers for columns [begin, end): Box-Muller on the uniforms of
