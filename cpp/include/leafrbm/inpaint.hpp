@@ -9,6 +9,7 @@
 // fused sampling passes (rbm.hpp); the chain never leaves C++.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -101,19 +102,41 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
                    mean_field ? nullptr : hidden_samples[l - 1].data(),
                    RandomKey{seed, stream, base + 2 * static_cast<std::uint64_t>(l) + 1}, n_threads, packed[l].get());
     }
-    visible_pass(layers[0], state(0), n_rows, visible_means.data(), mean_field ? nullptr : visible,
-                 RandomKey{seed, stream, base + 1}, n_threads, packed[0].get());
-    if (mean_field) std::copy(visible_means.begin(), visible_means.end(), visible);
     const bool accumulate = !means_sum.empty() && s >= options.average_from;
-    if (options.clamp_mask || accumulate) {
-      // One pass: re-impose the observed pixels and add this step's means to the average.
-      parallel_for(row_plan.count(), n_threads, [&](index_t t) {
-        const Range rows = row_plan[t];
-        for (index_t i = rows.begin * V; i < rows.end * V; ++i) {
-          if (options.clamp_mask && options.clamp_mask[i]) visible[i] = observed[i];
-          if (accumulate) means_sum[i] += visible_means[i];
-        }
-      });
+    const RBMView<const T>& pixels_layer = layers[0];
+    if (!mean_field && pixels_layer.visible_type == VisibleType::bernoulli) {
+      // Down to the pixels, fused per tile while it is in cache: means, draws (only where a
+      // pixel of the tile is free), re-imposing the observed pixels, and the running average.
+      const RandomKey key{seed, stream, base + 1};
+      detail::tiled_product(
+          state(0), n_rows, pixels_layer.n_hidden, pixels_layer.weights, false, V, visible_means.data(), n_threads,
+          packed[0] ? &packed[0]->down : nullptr, [&](index_t r, Range cols, T*) {
+            const std::size_t first = static_cast<std::size_t>(r * V + cols.begin);
+            const index_t n = cols.size();
+            T* means = visible_means.data() + first;
+            T* v = visible + first;
+            sigmoid_row(means, pixels_layer.visible_bias + cols.begin, n);
+            const std::uint8_t* clamped = options.clamp_mask ? options.clamp_mask + first : nullptr;
+            if (!clamped || std::find(clamped, clamped + n, std::uint8_t{0}) != clamped + n)
+              bernoulli_row(means, n, key.seed, key.stream, key.step, static_cast<std::uint64_t>(r),
+                            static_cast<std::size_t>(cols.begin), v);
+            if (clamped) clamp_row(v, observed.data() + first, clamped, n);
+            if (accumulate) accumulate_row(means_sum.data() + first, means, n);
+          });
+    } else {
+      visible_pass(pixels_layer, state(0), n_rows, visible_means.data(), mean_field ? nullptr : visible,
+                   RandomKey{seed, stream, base + 1}, n_threads, packed[0].get());
+      if (mean_field) std::copy(visible_means.begin(), visible_means.end(), visible);
+      if (options.clamp_mask || accumulate) {
+        // One pass: re-impose the observed pixels and add this step's means to the average.
+        parallel_for(row_plan.count(), n_threads, [&](index_t t) {
+          const Range rows = row_plan[t];
+          for (index_t i = rows.begin * V; i < rows.end * V; ++i) {
+            if (options.clamp_mask && options.clamp_mask[i]) visible[i] = observed[i];
+            if (accumulate) means_sum[i] += visible_means[i];
+          }
+        });
+      }
     }
     n_summed += accumulate;
     if (options.frames && (s + 1) % options.keep_every == 0) {

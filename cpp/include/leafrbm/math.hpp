@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "simd.hpp"
 
@@ -22,6 +23,18 @@ inline double softplus(double x) {
 template <class T>
 inline void sigmoid_row(T* x, const T* bias, index_t n) {
   LEAFRBM_SIMD_CALL(sigmoid_row<T>(x, bias, n));
+}
+
+/// v[i] = observed[i] where mask[i] != 0, for i < n.
+template <class T>
+inline void clamp_row(T* v, const T* observed, const std::uint8_t* mask, index_t n) {
+  LEAFRBM_SIMD_CALL(clamp_row<T>(v, observed, mask, n));
+}
+
+/// sum[i] += x[i] in double, for i < n.
+template <class T>
+inline void accumulate_row(double* sum, const T* x, index_t n) {
+  LEAFRBM_SIMD_CALL(accumulate_row<T>(sum, x, n));
 }
 
 /// Σ_j softplus(scale · x_j) in double (see elementwise.inc).
