@@ -5,8 +5,9 @@
 // through a register-blocked FMA micro-kernel (AVX-512: 8 rows × 32 columns, AVX2: 2 × 32).
 //
 // Every output element is one fused multiply-add chain over k in increasing order, starting
-// from 0: the result of an element depends neither on the instruction set (AVX2 or AVX-512),
-// nor on the thread count, nor on which other rows are in the batch. CPUs without AVX2 and FMA
+// from 0 (terms whose input is 0 are skipped where a group of rows shares the zero, which does
+// not change the chain): the result of an element depends neither on the instruction set (AVX2
+// or AVX-512), nor on the thread count, nor on which other rows are in the batch. CPUs without AVX2 and FMA
 // (and double precision) use BLAS instead (packed_products_available()).
 #pragma once
 
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <type_traits>
 
 #include "blas.hpp"
 #include "simd.hpp"
@@ -30,92 +33,153 @@ namespace leafrbm {
 /// Columns per packed panel (two AVX-512 or four AVX2 registers of floats).
 constexpr index_t packed_panel = 32;
 
+/// Depth of the k blocks (a block of one panel, 256 KiB, stays in L2 across the rows).
+constexpr index_t packed_k_block = 2048;
+
 #if LEAFRBM_SIMD_DISPATCH_X86
 // ------------------------------------------------------------------ micro-kernels
-// c[r, 0..width) = Σ_k a[r, k] · panel[k, 0..32) (fma chain in k order) for r < MR rows; the
-// panel holds k_count rows of 32 floats. `accumulate` continues the chains from c (k blocking).
+// kernel<MR, Listed>: c[r, 0..width) = Σ_k a[r, k] · panel[k, 0..32) (fma chain in increasing k)
+// for r < MR, over k = 0 .. k_count−1, or (Listed) over k = ks[0 .. k_count) only: the columns
+// where some of the MR rows is non-zero, since a zero term leaves an fma chain unchanged.
+// `accumulate` continues the chains from c (k blocking).
+// nonzero_columns: writes those k (ascending) of `rows` rows of a into ks, returns their count.
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma,bmi")
 namespace isa_avx512 {
-template <int MR>
-inline void packed_kernel(const float* a, index_t lda, const float* panel, index_t k_count, float* c,
-                          index_t ldc, index_t width, bool accumulate) {
-  __m512 acc[MR][2];
-  const __mmask16 low = static_cast<__mmask16>(width >= 16 ? 0xFFFF : (1u << width) - 1u);
-  const __mmask16 high = static_cast<__mmask16>(width >= 32 ? 0xFFFF : width <= 16 ? 0 : (1u << (width - 16)) - 1u);
-  for (int r = 0; r < MR; ++r) {
-    if (accumulate) {
-      acc[r][0] = _mm512_maskz_loadu_ps(low, c + r * ldc);
-      acc[r][1] = _mm512_maskz_loadu_ps(high, c + r * ldc + 16);
-    } else {
-      acc[r][0] = _mm512_setzero_ps();
-      acc[r][1] = _mm512_setzero_ps();
-    }
-  }
-  for (index_t k = 0; k < k_count; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(panel + k * packed_panel);
-    const __m512 b1 = _mm512_loadu_ps(panel + k * packed_panel + 16);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
-      acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    _mm512_mask_storeu_ps(c + r * ldc, low, acc[r][0]);
-    _mm512_mask_storeu_ps(c + r * ldc + 16, high, acc[r][1]);
-  }
-}
+struct PackedKernels {
+  static constexpr int wide = 8, mid = 4;  // rows per micro-kernel
 
-inline void packed_rows(const float* a, index_t lda, index_t m, const float* panel, index_t k_count, float* c,
-                        index_t ldc, index_t width, bool accumulate) {
-  index_t r = 0;
-  for (; r + 8 <= m; r += 8) packed_kernel<8>(a + r * lda, lda, panel, k_count, c + r * ldc, ldc, width, accumulate);
-  for (; r + 4 <= m; r += 4) packed_kernel<4>(a + r * lda, lda, panel, k_count, c + r * ldc, ldc, width, accumulate);
-  for (; r < m; ++r) packed_kernel<1>(a + r * lda, lda, panel, k_count, c + r * ldc, ldc, width, accumulate);
-}
+  template <int MR, bool Listed>
+  static void kernel(const float* a, index_t lda, const float* panel, const std::int32_t* ks, index_t k_count,
+                     float* c, index_t ldc, index_t width, bool accumulate) {
+    __m512 acc[MR][2];
+    const __mmask16 low = static_cast<__mmask16>(width >= 16 ? 0xFFFF : (1u << width) - 1u);
+    const __mmask16 high = static_cast<__mmask16>(width >= 32 ? 0xFFFF : width <= 16 ? 0 : (1u << (width - 16)) - 1u);
+    for (int r = 0; r < MR; ++r) {
+      acc[r][0] = accumulate ? _mm512_maskz_loadu_ps(low, c + r * ldc) : _mm512_setzero_ps();
+      acc[r][1] = accumulate ? _mm512_maskz_loadu_ps(high, c + r * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (index_t i = 0; i < k_count; ++i) {
+      const index_t k = Listed ? ks[i] : i;
+      const __m512 b0 = _mm512_loadu_ps(panel + k * packed_panel);
+      const __m512 b1 = _mm512_loadu_ps(panel + k * packed_panel + 16);
+      for (int r = 0; r < MR; ++r) {
+        const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      _mm512_mask_storeu_ps(c + r * ldc, low, acc[r][0]);
+      _mm512_mask_storeu_ps(c + r * ldc + 16, high, acc[r][1]);
+    }
+  }
+
+  static index_t nonzero_columns(const float* a, index_t lda, int rows, index_t k_count, std::int32_t* ks) {
+    index_t count = 0;
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (index_t k = 0; k < k_count; k += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(k_count - k >= 16 ? 0xFFFF : (1u << (k_count - k)) - 1u);
+      __mmask16 any = 0;
+      for (int r = 0; r < rows; ++r)
+        any |= _mm512_mask_cmp_ps_mask(valid, _mm512_maskz_loadu_ps(valid, a + r * lda + k), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      // Compress in a register and store all 16 lanes (ks has 16 spare entries): a compressing
+      // store to memory is microcoded and slow on some CPUs (AMD Zen 4).
+      _mm512_storeu_si512(ks + count, _mm512_maskz_compress_epi32(any, index));
+      count += _mm_popcnt_u32(any);
+      index = _mm512_add_epi32(index, step);
+    }
+    return count;
+  }
+};
 }  // namespace isa_avx512
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,bmi")
 namespace isa_avx2 {
-template <int MR>
-inline void packed_kernel(const float* a, index_t lda, const float* panel, index_t k_count, float* c,
-                          index_t ldc, index_t width, bool accumulate) {
-  __m256 acc[MR][4];
-  alignas(32) float buffer[packed_panel];
-  for (int r = 0; r < MR; ++r) {
-    std::memset(buffer, 0, sizeof(buffer));
-    if (accumulate) std::memcpy(buffer, c + r * ldc, static_cast<std::size_t>(width) * sizeof(float));
-    for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_load_ps(buffer + 8 * q);
-  }
-  for (index_t k = 0; k < k_count; ++k) {
-    const float* b = panel + k * packed_panel;
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    const __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+struct PackedKernels {
+  static constexpr int wide = 2, mid = 2;
+
+  template <int MR, bool Listed>
+  static void kernel(const float* a, index_t lda, const float* panel, const std::int32_t* ks, index_t k_count,
+                     float* c, index_t ldc, index_t width, bool accumulate) {
+    __m256 acc[MR][4];
+    alignas(32) float buffer[packed_panel];
     for (int r = 0; r < MR; ++r) {
-      const __m256 x = _mm256_set1_ps(a[r * lda + k]);
-      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-      acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
-      acc[r][3] = _mm256_fmadd_ps(x, b3, acc[r][3]);
+      std::memset(buffer, 0, sizeof(buffer));
+      if (accumulate) std::memcpy(buffer, c + r * ldc, static_cast<std::size_t>(width) * sizeof(float));
+      for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_load_ps(buffer + 8 * q);
+    }
+    for (index_t i = 0; i < k_count; ++i) {
+      const index_t k = Listed ? ks[i] : i;
+      const float* b = panel + k * packed_panel;
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      const __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+      for (int r = 0; r < MR; ++r) {
+        const __m256 x = _mm256_set1_ps(a[r * lda + k]);
+        acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
+        acc[r][3] = _mm256_fmadd_ps(x, b3, acc[r][3]);
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      for (int q = 0; q < 4; ++q) _mm256_store_ps(buffer + 8 * q, acc[r][q]);
+      std::memcpy(c + r * ldc, buffer, static_cast<std::size_t>(width) * sizeof(float));
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    for (int q = 0; q < 4; ++q) _mm256_store_ps(buffer + 8 * q, acc[r][q]);
-    std::memcpy(c + r * ldc, buffer, static_cast<std::size_t>(width) * sizeof(float));
-  }
-}
 
-inline void packed_rows(const float* a, index_t lda, index_t m, const float* panel, index_t k_count, float* c,
-                        index_t ldc, index_t width, bool accumulate) {
-  index_t r = 0;
-  for (; r + 2 <= m; r += 2) packed_kernel<2>(a + r * lda, lda, panel, k_count, c + r * ldc, ldc, width, accumulate);
-  for (; r < m; ++r) packed_kernel<1>(a + r * lda, lda, panel, k_count, c + r * ldc, ldc, width, accumulate);
-}
+  static index_t nonzero_columns(const float* a, index_t lda, int rows, index_t k_count, std::int32_t* ks) {
+    index_t count = 0, k = 0;
+    for (; k + 8 <= k_count; k += 8) {
+      int any = 0;
+      for (int r = 0; r < rows; ++r)
+        any |= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(a + r * lda + k), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+      for (unsigned bits = static_cast<unsigned>(any); bits; bits &= bits - 1)
+        ks[count++] = static_cast<std::int32_t>(k + __builtin_ctz(bits));
+    }
+    for (; k < k_count; ++k) {
+      bool any = false;
+      for (int r = 0; r < rows; ++r) any |= a[r * lda + k] != 0.0f;
+      if (any) ks[count++] = static_cast<std::int32_t>(k);
+    }
+    return count;
+  }
+};
 }  // namespace isa_avx2
 #pragma GCC pop_options
+
+namespace detail {
+/// One k block of a packed product, for rows [0, m) and panels [p0, p1), with the micro-kernels
+/// of `Kernels`: per group of rows, the all-zero columns are found once and skipped when they
+/// are at least a quarter of the block.
+template <class Kernels>
+void packed_block(const float* a, index_t lda, index_t m, const float* panels, index_t panel_stride, index_t p0,
+                  index_t p1, index_t n, index_t k_count, float* c, index_t ldc, bool accumulate) {
+  std::int32_t ks[packed_k_block + 16];
+  auto group = [&](auto rows_tag, index_t r) {
+    constexpr int MR = decltype(rows_tag)::value;
+    const float* rows = a + r * lda;
+    const index_t listed = Kernels::nonzero_columns(rows, lda, MR, k_count, ks);
+    const bool sparse = 4 * listed < 3 * k_count;
+    for (index_t p = p0; p < p1; ++p) {
+      const index_t width = std::min(packed_panel, n - p * packed_panel);
+      const float* panel = panels + p * panel_stride;
+      float* out = c + r * ldc + p * packed_panel;
+      if (sparse)
+        Kernels::template kernel<MR, true>(rows, lda, panel, ks, listed, out, ldc, width, accumulate);
+      else
+        Kernels::template kernel<MR, false>(rows, lda, panel, nullptr, k_count, out, ldc, width, accumulate);
+    }
+  };
+  index_t r = 0;
+  for (; r + Kernels::wide <= m; r += Kernels::wide) group(std::integral_constant<int, Kernels::wide>{}, r);
+  for (; r + Kernels::mid <= m; r += Kernels::mid) group(std::integral_constant<int, Kernels::mid>{}, r);
+  for (; r < m; ++r) group(std::integral_constant<int, 1>{}, r);
+}
+}  // namespace detail
 #endif  // LEAFRBM_SIMD_DISPATCH_X86
 
 /// Whether packed products can run now (the active instruction set has AVX2 and FMA).
@@ -153,14 +217,19 @@ class PackedMatrix {
 
   /// c[r, cols of panels [p0, p1)] = a[r, :] · B for rows r < m (a: m × K, lda; c: ldc).
   void multiply(const float* a, index_t lda, index_t m, index_t p0, index_t p1, float* c, index_t ldc) const {
-    constexpr index_t k_block = 2048;  // a panel block of 256 KiB stays in L2 across the rows
-    for (index_t p = p0; p < p1; ++p) {
-      const index_t first = p * packed_panel, width = std::min(packed_panel, n_ - first);
-      const float* panel = data_.get() + p * k_ * packed_panel;
-      for (index_t k0 = 0; k0 < k_; k0 += k_block) {
-        const index_t count = std::min(k_block, k_ - k0);
-        rows(a + k0, lda, m, panel + k0 * packed_panel, count, c + first, ldc, width, k0 > 0);
-      }
+    const index_t stride = k_ * packed_panel;
+    for (index_t k0 = 0; k0 < k_; k0 += packed_k_block) {
+      const index_t count = std::min(packed_k_block, k_ - k0);
+      const float* panels = data_.get() + k0 * packed_panel;
+#if LEAFRBM_SIMD_DISPATCH_X86
+      if (active_isa() == Isa::avx512)
+        detail::packed_block<isa_avx512::PackedKernels>(a + k0, lda, m, panels, stride, p0, p1, n_, count, c, ldc, k0 > 0);
+      else
+        detail::packed_block<isa_avx2::PackedKernels>(a + k0, lda, m, panels, stride, p0, p1, n_, count, c, ldc, k0 > 0);
+#else
+      (void)a, (void)lda, (void)m, (void)p0, (void)p1, (void)c, (void)ldc, (void)count, (void)panels, (void)stride;
+      throw std::logic_error("packed products need AVX2 and FMA");
+#endif
     }
   }
 
@@ -168,17 +237,6 @@ class PackedMatrix {
   static std::size_t bytes(index_t k, index_t panels) {
     const std::size_t raw = static_cast<std::size_t>(k * panels * packed_panel) * sizeof(float);
     return std::max<std::size_t>(64, (raw + 63) / 64 * 64);
-  }
-
-  static void rows(const float* a, index_t lda, index_t m, const float* panel, index_t k_count, float* c,
-                   index_t ldc, index_t width, bool accumulate) {
-#if LEAFRBM_SIMD_DISPATCH_X86
-    if (active_isa() == Isa::avx512) return isa_avx512::packed_rows(a, lda, m, panel, k_count, c, ldc, width, accumulate);
-    return isa_avx2::packed_rows(a, lda, m, panel, k_count, c, ldc, width, accumulate);
-#else
-    (void)a, (void)lda, (void)m, (void)panel, (void)k_count, (void)c, (void)ldc, (void)width, (void)accumulate;
-    throw std::logic_error("packed products need AVX2 and FMA");
-#endif
   }
 
   index_t k_, n_, panels_;
