@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "leafrbm/math.hpp"
+#include "leafrbm/packed_gemm.hpp"
 #include "leafrbm/parallel.hpp"
 #include "leafrbm/rbm.hpp"
 #include "leafrbm/rng.hpp"
@@ -138,11 +140,90 @@ void test_parallel_for_rethrows() {
 
 }  // namespace
 
+/// The instruction sets of elementwise.inc this CPU runs, narrowest first.
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512})
+    if (static_cast<int>(isa) <= static_cast<int>(supported_isa())) out.push_back(isa);
+  return out;
+}
+
+void test_elementwise_copies_identical() {
+  // Every compiled copy of the elementwise kernels gives the baseline's bits.
+  const Isa original = active_isa();
+  const index_t n = 1037;
+  std::vector<float> x = random_matrix(1, n, 3, 4.0f);
+  std::vector<float> bias = random_matrix(1, n, 4, 1.0f);
+  std::vector<float> ref_u(n), ref_s(x), ref_b(n);
+  std::vector<double> ref_ud(n);
+  double ref_soft = 0.0;
+  for (Isa isa : runnable_isas()) {
+    set_active_isa(isa);
+    std::vector<float> u(n), s(x), b(n);
+    std::vector<double> ud(n);
+    uniform_row<float>(11, Stream(3), 5, 9, 3, 3 + n, u.data());
+    uniform_row<double>(11, Stream(3), 5, 9, 1, 1 + n, ud.data());
+    sigmoid_row(s.data(), bias.data(), n);
+    bernoulli_row(s.data(), n, 11, Stream(4), 2, 1, 7, b.data());
+    const double soft = softplus_sum(x.data(), n, 0.7);
+    if (isa == Isa::baseline) {
+      ref_u = u, ref_ud = ud, ref_s = s, ref_b = b, ref_soft = soft;
+      double naive = 0.0;
+      for (float v : x) naive += softplus(0.7 * static_cast<double>(v));
+      CHECK(std::fabs(soft - naive) < 1e-9 * std::fabs(naive));
+      for (index_t j = 0; j < n; ++j) CHECK(std::fabs(s[j] - 1.0 / (1.0 + std::exp(-(double(x[j]) + bias[j])))) < 1e-6);
+    } else {
+      CHECK(u == ref_u && ud == ref_ud && s == ref_s && b == ref_b && soft == ref_soft);
+    }
+  }
+  set_active_isa(original);
+}
+
+void test_packed_products_exact() {
+  // Packed products equal an fma chain over k in increasing order, bit for bit, in every
+  // instruction set that has them; shapes cover partial panels, row remainders, several k
+  // blocks, and inputs whose columns are zero in whole row groups (the skipped terms).
+  const Isa original = active_isa();
+  struct Shape { index_t m, k, n; bool transpose; };
+  const Shape shapes[] = {{1, 1, 1, false}, {13, 37, 45, true}, {9, 2100, 70, true}, {64, 500, 33, false},
+                          {5, 4100, 32, false}};
+  for (const Shape& shape : shapes) {
+    const index_t m = shape.m, k = shape.k, n = shape.n;
+    std::vector<float> w = random_matrix(shape.transpose ? n : k, shape.transpose ? k : n, 21, 0.3f);
+    std::vector<float> a = random_matrix(m, k, 22, 1.0f);
+    for (index_t r = 0; r < m; ++r)
+      for (index_t kk = 0; kk < k; ++kk)
+        if (kk % 3 == 0 || (kk % 5 == 1 && r % 2 == 0)) a[r * k + kk] = 0.0f;  // zero columns and scattered zeros
+    std::vector<float> expected(static_cast<std::size_t>(m * n));
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < n; ++j) {
+        float acc = 0.0f;
+        for (index_t kk = 0; kk < k; ++kk)
+          acc = std::fma(a[r * k + kk], shape.transpose ? w[j * k + kk] : w[kk * n + j], acc);
+        expected[r * n + j] = acc;
+      }
+    for (Isa isa : runnable_isas()) {
+      set_active_isa(isa);
+      if (!packed_products_available()) continue;
+      const PackedMatrix packed(w.data(), k, n, shape.transpose);
+      std::vector<float> out(static_cast<std::size_t>(m * n), -1.0f);
+      // In two calls over disjoint panel ranges, as the chain's tiles do.
+      const index_t half = packed.panels() / 2;
+      packed.multiply(a.data(), k, m, 0, half, out.data(), n);
+      packed.multiply(a.data(), k, m, half, packed.panels(), out.data(), n);
+      CHECK(out == expected);
+    }
+  }
+  set_active_isa(original);
+}
+
 int main() {
   test_rng_ranges_and_tiles();
   test_gemm_against_naive();
   test_passes_against_naive_and_thread_counts();
   test_parallel_for_rethrows();
+  test_elementwise_copies_identical();
+  test_packed_products_exact();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;
