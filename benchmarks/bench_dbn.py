@@ -7,11 +7,15 @@ threads for every BLAS involved:
 - NumPy: the same algorithm written plainly (float32, NumPy's OpenBLAS, ``numpy.random.Generator``);
 - floor: the same matrix products alone (two GEMMs per temperature / per Gibbs step), NumPy's sgemm.
 
-Usage (defaults are the issue's full sizes; see README.md for the reduced run):
+As pytest-benchmark groups (the issue's full sizes by default; about 7 minutes, most of it NumPy's
+AIS)::
+
+    pytest benchmarks/bench_dbn.py --benchmark-only --benchmark-columns=median,min,max,rounds
+    # smaller: LEAFRBM_BENCH_AIS_TEMPERATURES=1450 LEAFRBM_BENCH_INPAINT_STEPS=200 pytest ...
+
+or as a script that prints a Markdown table with the ratios::
 
     python benchmarks/bench_dbn.py --threads 2 --temperatures 14500 --runs 100 --steps 1000
-
-Prints a Markdown table and the machine's settings.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
@@ -74,23 +79,35 @@ def ais_floor(W, n_temperatures, n_runs):
         np.matmul(a, W, out=x)
 
 
-def bench_ais(args):
+def ais_problem(n_temperatures):
+    """A 784-500 RBM with small random weights, a base-rate model, and the β schedule."""
     rng = np.random.default_rng(0)
     H, V = 500, 784
     W = rng.normal(0, 0.01, (H, V)).astype(np.float32)
     bh = np.zeros(H, dtype=np.float32)
     bv = rng.normal(-1, 0.5, V).astype(np.float32)
     base = rng.normal(-1, 0.5, V).astype(np.float32)
-    betas = ais_betas(None if args.temperatures == 14500 else args.temperatures)
-    K = len(betas) - 1
-    log_w = np.empty(args.runs)
-    t_leaf, _ = timed(lambda: _core.ais_log_weights(W, bh, bv, base, betas, args.runs, 1, log_w,
-                                                    n_threads=args.threads))
-    t_numpy, _ = timed(lambda: ais_numpy(W, bh, bv, base, betas, args.runs, np.random.default_rng(1)))
-    t_floor, _ = timed(lambda: ais_floor(W, K, args.runs))
-    flops = 2 * 2.0 * args.runs * H * V * K
-    return dict(name=f"AIS 784-500, {K} temperatures x {args.runs} runs", leafrbm=t_leaf, numpy=t_numpy,
-                floor=t_floor, gflops=flops / 1e9)
+    betas = ais_betas(None if n_temperatures == 14500 else n_temperatures)
+    return W, bh, bv, base, betas
+
+
+def ais_runners(problem, n_runs, n_threads):
+    W, bh, bv, base, betas = problem
+    log_w = np.empty(n_runs)
+    return {
+        "leafrbm": lambda: _core.ais_log_weights(W, bh, bv, base, betas, n_runs, 1, log_w, n_threads=n_threads),
+        "numpy": lambda: ais_numpy(W, bh, bv, base, betas, n_runs, np.random.default_rng(1)),
+        "floor": lambda: ais_floor(W, len(betas) - 1, n_runs),
+    }
+
+
+def bench_ais(args):
+    problem = ais_problem(args.temperatures)
+    runners = ais_runners(problem, args.runs, args.threads)
+    times = {name: timed(run)[0] for name, run in runners.items()}
+    K = len(problem[4]) - 1
+    flops = 2 * 2.0 * args.runs * 500 * 784 * K
+    return dict(name=f"AIS 784-500, {K} temperatures x {args.runs} runs", gflops=flops / 1e9, **times)
 
 
 # ---------------------------------------------------------------------- inpainting
@@ -117,7 +134,8 @@ def inpaint_floor(W, X, n_steps):
         np.matmul(a, W, out=x)
 
 
-def bench_inpaint(args):
+def inpaint_problem():
+    """64 leaves (binary, 64×64; random images without ../shared), a 4096-500 RBM, rectangles."""
     if LEAVES.exists():
         with np.load(LEAVES) as data:
             X = (data["images"][:64].reshape(64, -1) >= 128).astype(np.float32)
@@ -126,20 +144,68 @@ def bench_inpaint(args):
         X = (np.random.default_rng(0).random((64, 4096)) < 0.3).astype(np.float32)
         source = "64 random 64x64 images (leaves64.npz absent)"
     rng = np.random.default_rng(0)
-    rbm = leafrbm.BernoulliRBM(n_components=500, n_jobs=args.threads)
+    rbm = leafrbm.BernoulliRBM(n_components=500)
     rbm.components_ = rng.normal(0, 0.01, (500, 4096)).astype(np.float32)
     rbm.intercept_hidden_ = np.zeros(500, dtype=np.float32)
     rbm.intercept_visible_ = np.zeros(4096, dtype=np.float32)
     rbm.h_samples_ = np.zeros((1, 500), dtype=np.float32)
     rbm.n_features_in_ = 4096
     mask = rectangle(64, (64, 64), 0.25, random_state=0)
-    t_leaf, _ = timed(lambda: inpaint(rbm, X, mask, n_steps=args.steps, random_state=0))
-    t_numpy, _ = timed(lambda: inpaint_numpy(rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_, X,
-                                             mask, args.steps, np.random.default_rng(0)))
-    t_floor, _ = timed(lambda: inpaint_floor(rbm.components_, X, args.steps))
+    return rbm, X, mask, source
+
+
+def inpaint_runners(problem, n_steps, n_threads):
+    rbm, X, mask, _ = problem
+    rbm.n_jobs = n_threads
+    W, bh, bv = rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_
+    return {
+        "leafrbm": lambda: inpaint(rbm, X, mask, n_steps=n_steps, random_state=0),
+        "numpy": lambda: inpaint_numpy(W, bh, bv, X, mask, n_steps, np.random.default_rng(0)),
+        "floor": lambda: inpaint_floor(W, X, n_steps),
+    }
+
+
+def bench_inpaint(args):
+    problem = inpaint_problem()
+    runners = inpaint_runners(problem, args.steps, args.threads)
+    times = {name: timed(run)[0] for name, run in runners.items()}
     flops = 2 * 2.0 * 64 * 500 * 4096 * args.steps
-    return dict(name=f"clamped inpainting, {source}, 500 hidden, {args.steps} steps", leafrbm=t_leaf,
-                numpy=t_numpy, floor=t_floor, gflops=flops / 1e9)
+    return dict(name=f"clamped inpainting, {problem[3]}, 500 hidden, {args.steps} steps", gflops=flops / 1e9,
+                **times)
+
+
+# ---------------------------------------------------------------------- pytest-benchmark
+AIS_TEMPERATURES = int(os.environ.get("LEAFRBM_BENCH_AIS_TEMPERATURES", 14500))
+AIS_RUNS = 100
+INPAINT_STEPS = int(os.environ.get("LEAFRBM_BENCH_INPAINT_STEPS", 1000))
+ROUNDS = int(os.environ.get("LEAFRBM_BENCH_DBN_ROUNDS", 3))
+IMPLEMENTATIONS = ["leafrbm", "numpy", "floor"]
+
+
+@pytest.fixture(scope="module")
+def ais_runs():
+    from conftest import N_THREADS
+
+    return ais_runners(ais_problem(AIS_TEMPERATURES), AIS_RUNS, N_THREADS)
+
+
+@pytest.fixture(scope="module")
+def inpaint_runs():
+    from conftest import N_THREADS
+
+    return inpaint_runners(inpaint_problem(), INPAINT_STEPS, N_THREADS)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_ais(benchmark, ais_runs, impl):
+    benchmark.group = f"AIS 784-500, {AIS_TEMPERATURES} temperatures x {AIS_RUNS} runs, 2 threads"
+    benchmark.pedantic(ais_runs[impl], rounds=ROUNDS, iterations=1, warmup_rounds=0)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_inpaint(benchmark, inpaint_runs, impl):
+    benchmark.group = f"clamped inpainting, 64 images 64x64, 500 hidden, {INPAINT_STEPS} steps, 2 threads"
+    benchmark.pedantic(inpaint_runs[impl], rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
 
 def main():
