@@ -151,6 +151,26 @@ def ais_log_weights(W, bh, bv, base_bv, betas, n_runs, seed):
     return log_w, H * np.log(2.0) + softplus(base_bv).sum()
 
 
+def ais_log_weights_gaussian(W, bh, bv, base_bv, betas, n_runs, seed):
+    """AIS of a unit-variance Gaussian-Bernoulli RBM from N(base_bv, I), as in ais.hpp."""
+    H, V = W.shape
+    v = normals(seed, "ais", 0, n_runs, V) + base_bv
+    log_w = np.zeros(n_runs)
+    half_norm_difference = 0.5 * (bv @ bv - base_bv @ base_bv)
+    K = len(betas) - 1
+    for k in range(1, K + 1):
+        beta, previous = betas[k], betas[k - 1]
+        a = v @ W.T + bh
+        # log p*_β(v) = -½(1-β)‖v - b_A‖² - ½β‖v - b_B‖² + Σ softplus(β a)
+        log_w += (beta - previous) * (v @ (bv - base_bv) - half_norm_difference) + (
+            softplus(beta * a).sum(1) - softplus(previous * a).sum(1))
+        if k == K:
+            break
+        h = (uniforms(seed, "ais", 2 * k, n_runs, H) < sigmoid(beta * a)).astype(np.float64)
+        v = normals(seed, "ais", 2 * k + 1, n_runs, V) + (1 - beta) * base_bv + beta * (h @ W + bv)
+    return log_w, H * np.log(2.0) + 0.5 * V * np.log(2 * np.pi)
+
+
 def brute_log_partition(W, bh, bv):
     """log Z of a tiny Bernoulli RBM by enumerating every (v, h) pair."""
     import itertools

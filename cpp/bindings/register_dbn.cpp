@@ -94,8 +94,8 @@ double exact_log_partition_py(Array<T> weights, Array<T> hidden_bias, Array<T> v
 template <class T>
 double ais_py(Array<T> weights, Array<T> hidden_bias, Array<T> visible_bias, Array<T> base_visible_bias,
               py::array_t<double, 0> betas, index_t n_runs, std::uint64_t seed, py::array_t<double, 0> log_weights,
-              int n_threads, Progress progress) {
-  const auto model = layer_view(weights, hidden_bias, visible_bias, false, "model");
+              int n_threads, Progress progress, bool gaussian) {
+  const auto model = layer_view(weights, hidden_bias, visible_bias, gaussian, "model");
   const T* base = checked_data(base_visible_bias, "base_visible_bias", {model.n_visible}, false);
   const double* beta = checked_data(betas, "betas", {-1}, false);
   const index_t n_betas = betas.shape(0);
@@ -134,8 +134,9 @@ void define(py::module_& m) {
   m.def("ais_log_weights", &ais_py<T>, arg("weights").noconvert(), arg("hidden_bias").noconvert(),
         arg("visible_bias").noconvert(), arg("base_visible_bias").noconvert(), arg("betas").noconvert(),
         arg("n_runs"), arg("seed"), arg("log_weights").noconvert(), arg("n_threads") = 1,
-        arg("progress").noconvert() = py::none(),
-        "AIS from a base-rate model: fills log_weights (n_runs) and returns the base model's log Z.");
+        arg("progress").noconvert() = py::none(), arg("gaussian") = false,
+        "AIS from a base-rate model (Bernoulli, or N(base_visible_bias, I) with gaussian=True): fills "
+        "log_weights (n_runs) and returns the base model's log Z.");
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 
 The methods ``log_partition`` and ``log_likelihood`` of :class:`~leafrbm.BernoulliRBM` and
 :class:`~leafrbm.GaussianBernoulliRBM`, and ``DBN.log_likelihood_lower_bound``, call the
-functions of this module. The enumeration and the annealing run in the compiled core.
+functions of this module. The enumeration and the annealing run in the compiled core. AIS
+anneals from a base-rate model: independent Bernoulli pixels for binary visibles, N(b_A, I) for
+the unit-variance Gaussian visibles of a GaussianBernoulliRBM (geometric averages in between).
 
 References
 ----------
@@ -105,11 +107,28 @@ def _check_betas(betas):
 
 
 def _base_visible_bias(rbm, base_rate):
-    """Visible biases b_A of the base-rate model from data (rows) or marginals (a vector)."""
+    """Visible biases b_A of the base-rate model from data (rows) or marginals (a vector).
+
+    Bernoulli visibles: the logits of the per-pixel on-probabilities. Gaussian visibles: the means
+    of the base model N(b_A, I) in the model's standardised space (data or means are given in the
+    input's scale and standardised with the model's ``mean_`` and ``scale_``).
+    """
     n_features = rbm.components_.shape[1]
     dtype = rbm.components_.dtype
     if base_rate is None:
         return np.zeros(n_features, dtype=dtype)
+    if rbm._gaussian:
+        if np.ndim(base_rate) == 2:
+            means = rbm._kernel_input(base_rate).mean(axis=0, dtype=np.float64)
+        else:
+            means = np.asarray(base_rate, dtype=np.float64)
+            if means.shape != (n_features,):
+                raise ValueError(f"base_rate must be data (n, {n_features}) or means ({n_features},), "
+                                 f"got shape {means.shape}")
+            if not np.isfinite(means).all():
+                raise ValueError("base_rate means must be finite")
+            means = (means - rbm.mean_) / rbm.scale_
+        return np.ascontiguousarray(means, dtype=dtype)
     base_rate = np.asarray(base_rate, dtype=np.float64)
     if base_rate.ndim == 2:
         if base_rate.shape[1] != n_features:
@@ -144,7 +163,9 @@ def log_partition(rbm, method="auto", n_runs=100, betas=None, base_rate=None, ra
         in the same proportions, or the inverse temperatures themselves (0 to 1).
     base_rate : None, array of shape (n_samples, n_features) or (n_features,)
         Data (or its per-pixel marginals) from which the base-rate model's visible biases are
-        set, as in the paper; None uses a uniform base model (all biases 0).
+        set, as in the paper; None uses a uniform base model (all biases 0). For Gaussian
+        visibles the base model is N(b_A, I) in the model's standardised space, b_A the data's
+        means (or the given means, in the input's scale); None: N(0, I).
     random_state : None, int, RandomState or Generator
         Seed of the AIS chains (None: drawn from the model's random state).
 
@@ -173,16 +194,13 @@ def log_partition(rbm, method="auto", n_runs=100, betas=None, base_rate=None, ra
         enumerate_hidden = gaussian or n_hidden <= n_visible
         value = _core.exact_log_partition(*rbm._model_args(), enumerate_hidden, n_threads=rbm._n_threads())
         return LogPartition(value, value, value, "exact")
-    if gaussian:
-        raise ValueError("method='ais' supports Bernoulli visible units only; a GaussianBernoulliRBM's log Z "
-                         "is exact when its hidden layer has at most 30 units")
     n_runs = check_int("n_runs", n_runs, low=1, high=2**31 - 1)
     betas = _check_betas(betas)
     base = _base_visible_bias(rbm, base_rate)
     seed = rbm._draw_seed() if random_state is None else seed_from_random_state(random_state)
     log_weights = np.empty(n_runs, dtype=np.float64)
     log_z0 = _core.ais_log_weights(*rbm._model_args()[:3], base, betas, n_runs, seed, log_weights,
-                                   n_threads=rbm._n_threads())
+                                   n_threads=rbm._n_threads(), gaussian=gaussian)
     log_mean = logsumexp(log_weights) - np.log(n_runs)
     shift = log_weights.max()
     # log of 3 standard errors of the weights, scaled by the largest weight to avoid overflow.
@@ -215,7 +233,7 @@ def log_likelihood(rbm, X, log_partition=None):
         standardisation's Jacobian, -Σ log scale_, is included).
     """
     V = rbm._kernel_input(X)
-    base_rate = V if not rbm._gaussian else None
+    base_rate = X if rbm._gaussian else V  # (Gaussian base rates are standardised by the model)
     if log_partition is None:
         log_partition = _compute_log_partition(rbm, base_rate=base_rate)
     log_z = float(log_partition)

@@ -5,7 +5,11 @@
 // AIS anneals from a base-rate model p_A(v) ∝ exp(b_A·v) (no weights, 2^H hidden states) to the
 // RBM B with the unnormalised intermediate distributions
 //   p*_β(v) = exp((1−β) b_A·v + β b_B·v) · Π_j (1 + exp(β (W_j·v + c_j))),   β_0 = 0 < … < β_K = 1,
-// so that log Z_0 = H log 2 + Σ_i softplus(b_A,i). Run r carries log w_r = Σ_k log p*_k(v_k) −
+// so that log Z_0 = H log 2 + Σ_i softplus(b_A,i). For Gaussian visibles of unit variance the
+// base model is N(b_A, I) and the intermediate distributions the geometric averages
+//   p*_β(v) = exp(−½(1−β)‖v − b_A‖² − ½β‖v − b_B‖²) · Π_j (1 + exp(β (W_j·v + c_j))),
+// (log Z_0 = H log 2 + (V/2) log 2π), whose visible conditional is N((1−β) b_A + β (b_B + Wᵀh), I).
+// Run r carries log w_r = Σ_k log p*_k(v_k) −
 // log p*_{k−1}(v_k), with v_k drawn by one Gibbs transition that leaves p_{k−1} invariant.
 // Each temperature costs two tiled GEMMs (W·v and Wᵀ·h) with fused passes; log weights are
 // accumulated in double, per (run, column tile), and reduced in a fixed order.
@@ -139,7 +143,7 @@ double exact_log_partition(const RBMView<const T>& model, bool enumerate_hidden,
   return result;
 }
 
-/// Annealed importance sampling of a Bernoulli-Bernoulli RBM's log Z.
+/// Annealed importance sampling of an RBM's log Z (Bernoulli or unit-variance Gaussian visibles).
 /// `base_visible_bias` (n_visible) is b_A; `betas` (n_betas >= 2) rises from 0 to 1.
 /// Writes each run's log weight into log_weights (n_runs) and returns log Z_0 (the base model's).
 /// The caller estimates log Z = log Z_0 + log mean exp(log_weights). Returns the temperatures
@@ -154,7 +158,7 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
                        index_t n_betas, index_t n_runs, std::uint64_t seed, double* log_weights, index_t* done,
                        int n_threads, StopFn&& should_stop) {
   const index_t H = model.n_hidden, V = model.n_visible;
-  if (model.visible_type != VisibleType::bernoulli) throw std::invalid_argument("AIS needs Bernoulli visible units");
+  const bool gaussian = model.visible_type == VisibleType::gaussian;
   if (n_betas < 2) throw std::invalid_argument("AIS needs at least two temperatures");
   if (n_runs < 1) throw std::invalid_argument("AIS needs at least one run");
   const Stream stream = Stream::ais;
@@ -164,7 +168,17 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   for (index_t i = 0; i < V; ++i)
     bias_difference[i] = static_cast<double>(model.visible_bias[i]) - static_cast<double>(base_visible_bias[i]);
   double log_z0 = static_cast<double>(H) * std::log(2.0);
-  for (index_t i = 0; i < V; ++i) log_z0 += softplus(static_cast<double>(base_visible_bias[i]));
+  // Gaussian: ½(‖b_B‖² − ‖b_A‖²), the constant of ½‖v − b_A‖² − ½‖v − b_B‖² = v·(b_B − b_A) − it.
+  double half_norm_difference = 0.0;
+  if (gaussian) {
+    log_z0 += 0.5 * static_cast<double>(V) * std::log(2.0 * 3.14159265358979323846);
+    for (index_t i = 0; i < V; ++i) {
+      const double b = model.visible_bias[i], a = base_visible_bias[i];
+      half_norm_difference += 0.5 * (b * b - a * a);
+    }
+  } else {
+    for (index_t i = 0; i < V; ++i) log_z0 += softplus(static_cast<double>(base_visible_bias[i]));
+  }
   std::fill(log_weights, log_weights + n_runs, 0.0);
 
   // Tiles of 48 to 128 runs: each GEMM repacks the whole weight matrix, so fewer, taller tiles
@@ -196,12 +210,17 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
     std::vector<T> visible(static_cast<std::size_t>(m * V)), hidden(static_cast<std::size_t>(m * H));
     std::vector<T> activation(hidden.size()), visible_activation(visible.size());
     std::vector<T> uniforms(static_cast<std::size_t>(std::max(H, V)));
-    // v_0 ~ p_A: independent Bernoulli(sigmoid(b_A)).
+    // v_0 ~ p_A: independent Bernoulli(sigmoid(b_A)), or N(b_A, I).
     for (index_t r = 0; r < m; ++r) {
-      uniform_row<T>(seed, stream, 0, static_cast<std::uint64_t>(runs.begin + r), 0, static_cast<std::size_t>(V),
-                     uniforms.data());
-      for (index_t i = 0; i < V; ++i)
-        visible[r * V + i] = uniforms[i] < sigmoid(base_visible_bias[i]) ? T(1) : T(0);
+      const std::uint64_t run = static_cast<std::uint64_t>(runs.begin + r);
+      T* v = visible.data() + r * V;
+      if (gaussian) {
+        normal_row<T>(seed, stream, 0, run, 0, static_cast<std::size_t>(V), v);
+        for (index_t i = 0; i < V; ++i) v[i] += base_visible_bias[i];
+      } else {
+        uniform_row<T>(seed, stream, 0, run, 0, static_cast<std::size_t>(V), uniforms.data());
+        for (index_t i = 0; i < V; ++i) v[i] = uniforms[i] < sigmoid(base_visible_bias[i]) ? T(1) : T(0);
+      }
     }
 #ifdef _OPENMP
     const bool caller = omp_get_thread_num() == 0;
@@ -222,15 +241,24 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
         double visible_term = 0.0;
         const T* v = visible.data() + r * V;
         for (index_t i = 0; i < V; ++i) visible_term += bias_difference[i] * static_cast<double>(v[i]);
-        log_weights[run] += increment + (beta - beta_previous) * visible_term;
+        log_weights[run] += increment + (beta - beta_previous) * (visible_term - half_norm_difference);
       }
       if (!transition) break;
-      // v ~ σ((1−β) b_A + β (h·W + b_B)).
+      // v ~ σ((1−β) b_A + β (h·W + b_B)), or N((1−β) b_A + β (h·W + b_B), I).
       down(hidden.data(), m, visible_activation.data());
       for (index_t r = 0; r < m; ++r) {
-        detail::ais_visible_row<T>(visible_activation.data() + r * V, base_visible_bias, model.visible_bias, V,
-                                   beta, seed, step + 1, static_cast<std::uint64_t>(runs.begin + r),
-                                   uniforms.data(), visible.data() + r * V);
+        const std::uint64_t run = static_cast<std::uint64_t>(runs.begin + r);
+        const T* a = visible_activation.data() + r * V;
+        T* v = visible.data() + r * V;
+        if (gaussian) {
+          normal_row<T>(seed, stream, step + 1, run, 0, static_cast<std::size_t>(V), v);
+          const T beta_t = static_cast<T>(beta), one_minus_beta = static_cast<T>(1.0 - beta);
+          for (index_t i = 0; i < V; ++i)
+            v[i] += one_minus_beta * base_visible_bias[i] + beta_t * (a[i] + model.visible_bias[i]);
+        } else {
+          detail::ais_visible_row<T>(a, base_visible_bias, model.visible_bias, V, beta, seed, step + 1, run,
+                                     uniforms.data(), v);
+        }
       }
       if (caller && (k & 15) == 0 && should_stop()) stop.store(true);
       if (stop.load(std::memory_order_relaxed)) {
