@@ -45,8 +45,11 @@ def free_energy(W, bh, bv, V, gaussian=False):
 def train_epoch(W, bh, bv, X, order, batch_size, *, lr, k=1, persistent=True, chain=None,
                 momentum=0.0, weight_decay=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                 sparsity_damping=0.9, velocity=None, activity=None, seed=0, first_batch=0,
-                gaussian=False):
-    """The update rules of leafrbm's train_epoch (see rbm.hpp), written plainly in NumPy."""
+                gaussian=False, uniform_dtype=np.float64):
+    """The update rules of leafrbm's train_epoch (see rbm.hpp), written plainly in NumPy.
+
+    ``uniform_dtype``: the dtype of the kernel being checked (its uniforms differ per dtype).
+    """
     W, bh, bv = W.copy(), bh.copy(), bv.copy()
     chain = None if chain is None else chain.copy()
     vW, vbh, vbv = (np.zeros_like(W), np.zeros_like(bh), np.zeros_like(bv)) if velocity is None else [a.copy() for a in velocity]
@@ -60,16 +63,16 @@ def train_epoch(W, bh, bv, X, order, batch_size, *, lr, k=1, persistent=True, ch
         if persistent:
             h = chain
         else:
-            h = (uniforms(seed, "hidden_positive", step, *h_pos.shape) < h_pos).astype(X.dtype)
+            h = (uniforms(seed, "hidden_positive", step, *h_pos.shape, uniform_dtype) < h_pos).astype(X.dtype)
         for s in range(k):
             v_mean = visible_means(W, bv, h, gaussian)
             if gaussian:
                 v_neg = v_mean
             else:
-                v_neg = (uniforms(seed, "visible_chain", step + s, *v_mean.shape) < v_mean).astype(X.dtype)
+                v_neg = (uniforms(seed, "visible_chain", step + s, *v_mean.shape, uniform_dtype) < v_mean).astype(X.dtype)
             h_neg = hidden_means(W, bh, v_neg)
             if persistent or s + 1 < k:
-                h = (uniforms(seed, "hidden_chain", step + s, *h_neg.shape) < h_neg).astype(X.dtype)
+                h = (uniforms(seed, "hidden_chain", step + s, *h_neg.shape, uniform_dtype) < h_neg).astype(X.dtype)
         if persistent:
             chain = h
         grad_W = h_pos.T @ v_pos / len(v_pos) - h_neg.T @ v_neg / len(v_neg)

@@ -132,6 +132,25 @@ def test_train_epoch_matches_reference(options, n_visible, n_hidden):
         assert np.array_equal(got[3], expected[3])
 
 
+@pytest.mark.parametrize("options", [OPTIONS[0], OPTIONS[3]])
+def test_float32_train_epoch_matches_reference(options):
+    # float32 minibatches of 10 multiply with weights packed after every update (on CPUs with
+    # AVX2/FMA; BLAS elsewhere): the float64 reference with the same random numbers, to float32
+    # rounding (the draws are the same: no mean lies within rounding of its uniform here).
+    W, bh, bv = make_model(20, 12, scale=0.1)
+    rng = np.random.default_rng(6)
+    X = (rng.random((53, 20)) < 0.4).astype(float)
+    order = rng.permutation(len(X)).astype(np.int64)
+    chain = (rng.random((10, 12)) < 0.5).astype(float)
+    as32 = [a.astype(np.float32) for a in (W, bh, bv, X)]
+    got = run_epoch(*as32[:3], as32[3], order, 10, chain=chain.astype(np.float32), first_batch=7, **options)
+    expected = ref.train_epoch(W, bh, bv, X, order, 10, lr=0.1, chain=chain, seed=5, first_batch=7,
+                               uniform_dtype=np.float32, **options)
+    for a, b in zip(got[:3], expected[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.array_equal(got[3], expected[3])
+
+
 def test_train_epoch_gaussian_matches_reference():
     W, bh, bv = make_model(30, 15, scale=0.1)
     rng = np.random.default_rng(8)

@@ -1,8 +1,8 @@
 """Run-time instruction sets: every copy of the kernels gives the same bits.
 
 The elementwise kernels (Philox, sigmoid, Bernoulli draws, softplus sums) are compiled for the
-baseline, AVX2 and AVX-512 and chosen at run time; chains and AIS multiply by packed weights
-with an FMA micro-kernel where AVX2 is available (BLAS on the baseline). These tests switch
+baseline, AVX2 and AVX-512 and chosen at run time; chains, AIS and float32 training multiply by
+packed weights with an FMA micro-kernel where AVX2 is available (BLAS on the baseline). These tests switch
 between the copies this CPU runs and compare results bit for bit.
 """
 
@@ -70,7 +70,11 @@ def test_environment_variable_caps_the_choice():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_training_and_sampling_identical_in_every_copy(restore_simd, dtype):
-    # Training uses BLAS for its products and the dispatched kernels for everything else.
+    # float64 training multiplies with BLAS in every copy: all copies agree bit for bit. float32
+    # training multiplies with packed weights where the copy has FMA (AVX2, AVX-512): those agree.
+    isas = SUPPORTED if dtype == np.float64 else PACKED
+    if len(isas) < 2:
+        pytest.skip("this CPU runs fewer than two comparable copies")
     X = (np.random.default_rng(0).random((120, 50)) < 0.3).astype(dtype)
 
     def fit():
@@ -78,7 +82,7 @@ def test_training_and_sampling_identical_in_every_copy(restore_simd, dtype):
         rbm.fit(X)
         return rbm.components_, rbm.intercept_hidden_, rbm.transform(X), rbm.gibbs(X[:7])
 
-    assert_all_identical(run_in_each(SUPPORTED, fit))
+    assert_all_identical(run_in_each(isas, fit))
 
 
 def test_chains_and_ais_identical_in_every_packed_copy(restore_simd):

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "blas.hpp"
+#include "parallel.hpp"
 #include "simd.hpp"
 
 #if LEAFRBM_SIMD_DISPATCH_X86
@@ -195,20 +196,25 @@ inline bool packed_products_available() {
 /// (columns beyond N are zeros). transpose: W is N × K and B = Wᵀ; else W is K × N and B = W.
 class PackedMatrix {
  public:
-  PackedMatrix(const float* w, index_t k, index_t n, bool transpose)
-      : k_(k), n_(n), panels_((n + packed_panel - 1) / packed_panel),
+  PackedMatrix(const float* w, index_t k, index_t n, bool transpose, int n_threads = 1)
+      : k_(k), n_(n), panels_((n + packed_panel - 1) / packed_panel), transpose_(transpose),
         data_(static_cast<float*>(std::aligned_alloc(64, bytes(k, panels_))), &std::free) {
     if (!data_) throw std::bad_alloc();
-    float* out = data_.get();
-    for (index_t p = 0; p < panels_; ++p) {
-      const index_t first = p * packed_panel, width = std::min(packed_panel, n - first);
-      float* panel = out + p * k * packed_panel;
-      for (index_t kk = 0; kk < k; ++kk) {
+    pack(w, n_threads);
+  }
+
+  /// Packs (again) from weights of the same shape, panels in parallel (training re-packs after
+  /// every update).
+  void pack(const float* w, int n_threads) {
+    parallel_for(panels_, k_ * n_ >= (index_t{1} << 16) ? n_threads : 1, [&](index_t p) {
+      const index_t first = p * packed_panel, width = std::min(packed_panel, n_ - first);
+      float* panel = data_.get() + p * k_ * packed_panel;
+      for (index_t kk = 0; kk < k_; ++kk) {
         float* row = panel + kk * packed_panel;
-        for (index_t j = 0; j < width; ++j) row[j] = transpose ? w[(first + j) * k + kk] : w[kk * n + first + j];
+        for (index_t j = 0; j < width; ++j) row[j] = transpose_ ? w[(first + j) * k_ + kk] : w[kk * n_ + first + j];
         for (index_t j = width; j < packed_panel; ++j) row[j] = 0.0f;
       }
-    }
+    });
   }
 
   index_t k() const { return k_; }
@@ -240,6 +246,7 @@ class PackedMatrix {
   }
 
   index_t k_, n_, panels_;
+  bool transpose_;
   std::unique_ptr<float, decltype(&std::free)> data_;
 };
 
@@ -247,8 +254,12 @@ class PackedMatrix {
 /// N = n_hidden) and down (h · W: K = n_hidden, N = n_visible).
 struct PackedLayer {
   PackedMatrix up, down;
-  PackedLayer(const float* weights, index_t n_hidden, index_t n_visible)
-      : up(weights, n_visible, n_hidden, true), down(weights, n_hidden, n_visible, false) {}
+  PackedLayer(const float* weights, index_t n_hidden, index_t n_visible, int n_threads = 1)
+      : up(weights, n_visible, n_hidden, true, n_threads), down(weights, n_hidden, n_visible, false, n_threads) {}
+  void pack(const float* weights, int n_threads) {
+    up.pack(weights, n_threads);
+    down.pack(weights, n_threads);
+  }
 };
 
 }  // namespace leafrbm
