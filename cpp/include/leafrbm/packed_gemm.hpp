@@ -2,7 +2,7 @@
 // dreaming, and the temperatures of AIS. A BLAS GEMM repacks the whole weight matrix on every
 // call (for a chain of 64 rows through a 4096 × 500 RBM that is a third of the product's time);
 // here the weights are packed once into panels of 32 columns and every call only streams them
-// through a register-blocked FMA micro-kernel (AVX-512: 8 rows × 32 columns, AVX2: 2 × 32).
+// through a register-blocked FMA micro-kernel (AVX-512: 8 rows × 32 columns, AVX2: 6 × 16).
 //
 // Every output element is one fused multiply-add chain over k in increasing order, starting
 // from 0 (terms whose input is 0 are skipped where a group of rows shares the zero, which does
@@ -101,34 +101,37 @@ struct PackedKernels {
 #pragma GCC target("avx2,fma,bmi")
 namespace isa_avx2 {
 struct PackedKernels {
-  static constexpr int wide = 2, mid = 2;
+  static constexpr int wide = 6, mid = 3;  // rows per micro-kernel (6 × 16: 12 of 16 registers)
 
+  // Each 32-column panel in two halves of 16 columns, so that 6 rows fit the 16 YMM registers.
   template <int MR, bool Listed>
   static void kernel(const float* a, index_t lda, const float* panel, const std::int32_t* ks, index_t k_count,
                      float* c, index_t ldc, index_t width, bool accumulate) {
-    __m256 acc[MR][4];
-    alignas(32) float buffer[packed_panel];
-    for (int r = 0; r < MR; ++r) {
-      std::memset(buffer, 0, sizeof(buffer));
-      if (accumulate) std::memcpy(buffer, c + r * ldc, static_cast<std::size_t>(width) * sizeof(float));
-      for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_load_ps(buffer + 8 * q);
-    }
-    for (index_t i = 0; i < k_count; ++i) {
-      const index_t k = Listed ? ks[i] : i;
-      const float* b = panel + k * packed_panel;
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      const __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (index_t half = 0; half < 2 && 16 * half < width; ++half) {
+      const int columns = static_cast<int>(std::min<index_t>(16, width - 16 * half));
+      const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), lanes);
+      const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns - 8), lanes);
+      const float* b = panel + 16 * half;
+      float* out = c + 16 * half;
+      __m256 acc[MR][2];
       for (int r = 0; r < MR; ++r) {
-        const __m256 x = _mm256_set1_ps(a[r * lda + k]);
-        acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-        acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
-        acc[r][3] = _mm256_fmadd_ps(x, b3, acc[r][3]);
+        acc[r][0] = accumulate ? _mm256_maskload_ps(out + r * ldc, mask0) : _mm256_setzero_ps();
+        acc[r][1] = accumulate ? _mm256_maskload_ps(out + r * ldc + 8, mask1) : _mm256_setzero_ps();
       }
-    }
-    for (int r = 0; r < MR; ++r) {
-      for (int q = 0; q < 4; ++q) _mm256_store_ps(buffer + 8 * q, acc[r][q]);
-      std::memcpy(c + r * ldc, buffer, static_cast<std::size_t>(width) * sizeof(float));
+      for (index_t i = 0; i < k_count; ++i) {
+        const index_t k = Listed ? ks[i] : i;
+        const __m256 b0 = _mm256_loadu_ps(b + k * packed_panel), b1 = _mm256_loadu_ps(b + k * packed_panel + 8);
+        for (int r = 0; r < MR; ++r) {
+          const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+          acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < MR; ++r) {
+        _mm256_maskstore_ps(out + r * ldc, mask0, acc[r][0]);
+        _mm256_maskstore_ps(out + r * ldc + 8, mask1, acc[r][1]);
+      }
     }
   }
 
