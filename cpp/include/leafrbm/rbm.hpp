@@ -260,7 +260,8 @@ index_t train_epoch(const RBMView<T>& model, const TrainState<T>& state, const T
 
   // The three forward products of a minibatch share its weights: packed after every update when
   // minibatches are large enough to repay the packing (float, AVX2/AVX-512; BLAS otherwise).
-  // Measured on a 784-500 RBM, 2 threads: batch 100 0.27 → 0.22 s per epoch, batch 10 0.61 → 0.46 s.
+  // Measured on a 784-500 RBM, 2 threads (benchmarks/bench_rbm.py): batch 100 0.27 → 0.21 s per
+  // epoch, batch 10 0.61–0.64 → 0.45–0.60 s; below 8 rows the packing costs more than it saves.
   constexpr index_t min_packed_batch = 8;
   std::unique_ptr<PackedLayer> packed;
   if constexpr (std::is_same_v<T, float>) {
