@@ -68,6 +68,18 @@ def test_environment_variable_caps_the_choice():
     assert out.stdout.strip().splitlines()[-1] == "baseline"  # (an editable install may log a rebuild first)
 
 
+def test_unknown_environment_value_warns_and_is_ignored():
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    import leafrbm\n"
+            "print(leafrbm._core.simd_kernels()); print(str(seen[0].message) if seen else 'no warning')")
+    env = dict(os.environ, LEAFRBM_SIMD="avx9000")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == _core.build_config()["simd_kernels_supported"]
+    assert "LEAFRBM_SIMD='avx9000'" in lines[-1] and "ignored" in lines[-1]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_training_and_sampling_identical_in_every_copy(restore_simd, dtype):
     # float64 training multiplies with BLAS in every copy: all copies agree bit for bit. float32

@@ -9,7 +9,9 @@ from ._blas import load_blas as _load_blas
 
 _load_blas()
 
-from ._config import build_config, show_config  # noqa: E402
+from ._config import build_config, check_simd_environment as _check_simd, show_config  # noqa: E402
+
+_check_simd()
 from .rbm import BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
 from .dbn import DBN  # noqa: E402
 from .io import load, save  # noqa: E402

@@ -9,6 +9,20 @@ from . import _core
 from ._version import __version__
 
 
+SIMD_CHOICES = ("baseline", "avx2", "avx512")
+
+
+def check_simd_environment():
+    """Warn when LEAFRBM_SIMD names no instruction set (the CPU's widest is used then)."""
+    import os
+    import warnings
+
+    value = os.environ.get("LEAFRBM_SIMD")
+    if value is not None and value not in SIMD_CHOICES + ("sse2",):
+        warnings.warn(f"LEAFRBM_SIMD={value!r} is not one of {', '.join(SIMD_CHOICES)}; ignored "
+                      f"(the elementwise kernels use {_core.simd_kernels()!r})", RuntimeWarning, stacklevel=3)
+
+
 def build_config():
     """Return a dict of version, compiler, BLAS, OpenMP and SIMD facts of this installation."""
     config = dict(_core.build_config())
