@@ -24,10 +24,14 @@
 
 #include "blas.hpp"  // index_t
 
+// GCC on x86: three copies and run-time dispatch. Elsewhere (or with -DLEAFRBM_SIMD_DISPATCH_X86=0)
+// one portable copy, and BLAS for every product.
+#ifndef LEAFRBM_SIMD_DISPATCH_X86
 #if (defined(__GNUC__) && !defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define LEAFRBM_SIMD_DISPATCH_X86 1
 #else
 #define LEAFRBM_SIMD_DISPATCH_X86 0
+#endif
 #endif
 
 namespace leafrbm {
