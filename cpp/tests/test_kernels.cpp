@@ -217,11 +217,51 @@ void test_packed_products_exact() {
   set_active_isa(original);
 }
 
+void test_philox_known_answers_and_copies() {
+  // Random123's known-answer vectors for Philox-4x32-10 (kat_vectors), then every compiled copy
+  // of the vectorised philox_blocks against the scalar reference with the documented counter
+  // layout (block, row, step ^ row >> 32, stream << 24 ^ step >> 32) and key = seed.
+  struct Kat { std::uint32_t c[4], k[2], out[4]; };
+  const Kat kats[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+      {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {0xffffffffu, 0xffffffffu},
+       {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+      {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, {0xa4093822u, 0x299f31d0u},
+       {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+  };
+  for (const Kat& kat : kats) {
+    std::uint32_t out[4];
+    philox4x32_10(kat.c[0], kat.c[1], kat.c[2], kat.c[3], kat.k[0], kat.k[1], out);
+    for (int i = 0; i < 4; ++i) CHECK(out[i] == kat.out[i]);
+  }
+  const std::uint64_t seed = 0x0123456789abcdefULL, step = 0x0000001200000034ULL, row = 0x0000000500000007ULL;
+  const std::uint32_t stream = 9;
+  const std::size_t n = 37, first = 1000;
+  std::vector<std::uint32_t> expected(4 * n);
+  for (std::size_t b = 0; b < n; ++b)
+    philox4x32_10(static_cast<std::uint32_t>(first + b), static_cast<std::uint32_t>(row),
+                  static_cast<std::uint32_t>(step) ^ static_cast<std::uint32_t>(row >> 32),
+                  (stream << 24) ^ static_cast<std::uint32_t>(step >> 32), static_cast<std::uint32_t>(seed),
+                  static_cast<std::uint32_t>(seed >> 32), expected.data() + 4 * b);
+  std::vector<std::uint32_t> got(4 * n);
+  isa_baseline::philox_blocks(seed, stream, step, row, first, n, got.data());
+  CHECK(got == expected);
+  if (static_cast<int>(supported_isa()) >= static_cast<int>(Isa::avx2)) {
+    isa_avx2::philox_blocks(seed, stream, step, row, first, n, got.data());
+    CHECK(got == expected);
+  }
+  if (supported_isa() == Isa::avx512) {
+    isa_avx512::philox_blocks(seed, stream, step, row, first, n, got.data());
+    CHECK(got == expected);
+  }
+}
+
 int main() {
   test_rng_ranges_and_tiles();
   test_gemm_against_naive();
   test_passes_against_naive_and_thread_counts();
   test_parallel_for_rethrows();
+  test_philox_known_answers_and_copies();
   test_elementwise_copies_identical();
   test_packed_products_exact();
   if (failures) {

@@ -57,12 +57,6 @@ inline void philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, 
   out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-using isa_baseline::philox_blocks;
-using isa_baseline::uniform_from_bits;
-
-/// Number of values of type T that one Philox call yields.
-template <class T> constexpr std::size_t values_per_block() { return sizeof(T) == 4 ? 4 : 2; }
-
 /// Fills out[0 .. end-begin) with uniforms for columns [begin, end) of (seed, stream, step, row).
 /// Column c always gets the same number, whatever range it is asked in.
 template <class T>
