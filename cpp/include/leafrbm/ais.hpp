@@ -11,8 +11,9 @@
 // (log Z_0 = H log 2 + (V/2) log 2π), whose visible conditional is N((1−β) b_A + β (b_B + Wᵀh), I).
 // Run r carries log w_r = Σ_k log p*_k(v_k) −
 // log p*_{k−1}(v_k), with v_k drawn by one Gibbs transition that leaves p_{k−1} invariant.
-// Each temperature costs two tiled GEMMs (W·v and Wᵀ·h) with fused passes; log weights are
-// accumulated in double, per (run, column tile), and reduced in a fixed order.
+// Each temperature costs two products per tile of runs (W·v and Wᵀ·h, with the weights packed
+// once for the whole run, or BLAS) and row kernels of elementwise.inc; log weights are
+// accumulated in double per run, in temperature order.
 #pragma once
 
 #include <algorithm>
