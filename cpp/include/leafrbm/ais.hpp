@@ -191,7 +191,7 @@ double ais_log_weights(const RBMView<const T>& model, const T* base_visible_bias
   std::atomic<bool> stop{false};
   std::atomic<index_t> completed{K};
   // The weights are packed once for every temperature's two products (BLAS when unavailable).
-  const auto packed = detail::pack_for_chain(model);
+  const auto packed = detail::pack_layer(model, n_threads);
   auto up = [&](const T* v, index_t m, T* out) {
     if constexpr (std::is_same_v<T, float>) {
       if (packed) return packed->up.multiply(v, V, m, 0, packed->up.panels(), out, H);

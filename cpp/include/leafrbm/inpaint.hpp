@@ -65,7 +65,7 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
   // Weights packed once for all 2·L·n_steps products (float, AVX2/AVX-512; BLAS otherwise).
   std::vector<std::unique_ptr<PackedLayer>> packed(static_cast<std::size_t>(L));
   if (n_steps > 1)
-    for (index_t l = 0; l < L; ++l) packed[l] = detail::pack_for_chain(layers[l]);
+    for (index_t l = 0; l < L; ++l) packed[l] = detail::pack_layer(layers[l], n_threads);
   std::vector<T> visible_means(pixels);
   // Running sum of the visible means (the posterior-mean estimate), in double.
   std::vector<double> means_sum(options.average_from >= 0 && options.final_means ? pixels : 0);
@@ -79,8 +79,8 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
     if (!options.clamp_mask) return;
     parallel_for(row_plan.count(), n_threads, [&](index_t t) {
       const Range rows = row_plan[t];
-      for (index_t i = rows.begin * V; i < rows.end * V; ++i)
-        target[i] = options.clamp_mask[i] ? observed[i] : target[i];
+      const std::size_t first = static_cast<std::size_t>(rows.begin * V);
+      clamp_row(target + first, observed.data() + first, options.clamp_mask + first, rows.size() * V);
     });
   };
 
@@ -131,10 +131,9 @@ index_t stack_chain(const std::vector<RBMView<const T>>& layers, T* visible, ind
         // One pass: re-impose the observed pixels and add this step's means to the average.
         parallel_for(row_plan.count(), n_threads, [&](index_t t) {
           const Range rows = row_plan[t];
-          for (index_t i = rows.begin * V; i < rows.end * V; ++i) {
-            if (options.clamp_mask && options.clamp_mask[i]) visible[i] = observed[i];
-            if (accumulate) means_sum[i] += visible_means[i];
-          }
+          const std::size_t first = static_cast<std::size_t>(rows.begin * V);
+          if (options.clamp_mask) clamp_row(visible + first, observed.data() + first, options.clamp_mask + first, rows.size() * V);
+          if (accumulate) accumulate_row(means_sum.data() + first, visible_means.data() + first, rows.size() * V);
         });
       }
     }

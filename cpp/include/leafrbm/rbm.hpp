@@ -86,13 +86,14 @@ void tiled_product(const T* input, index_t n_rows, index_t input_cols, const T* 
   });
 }
 
-/// Packs a float layer for a chain of many steps (when the CPU has the kernels and the packed
-/// copies stay below 512 MiB); null otherwise, and always for double.
+/// Packs a float layer whose weights serve several products (a chain, AIS, a training
+/// minibatch), in parallel, when the CPU has the kernels and the packed copies stay below
+/// 512 MiB; null otherwise, and always for double.
 template <class T>
-std::unique_ptr<PackedLayer> pack_for_chain(const RBMView<const T>& model) {
+std::unique_ptr<PackedLayer> pack_layer(const RBMView<const T>& model, int n_threads) {
   if constexpr (std::is_same_v<T, float>) {
     if (packed_products_available() && model.n_hidden * model.n_visible <= (index_t{1} << 26))
-      return std::make_unique<PackedLayer>(model.weights, model.n_hidden, model.n_visible);
+      return std::make_unique<PackedLayer>(model.weights, model.n_hidden, model.n_visible, n_threads);
   }
   return nullptr;
 }
@@ -185,7 +186,7 @@ index_t gibbs_chain(const RBMView<const T>& model, T* visible, index_t n_rows, i
                     std::uint64_t seed, Stream stream, std::uint64_t first_step, T* visible_means,
                     int n_threads, StopFn&& should_stop) {
   const ScopedTeam team(n_threads);  // one thread team for all 2·n_steps passes
-  const auto packed = n_steps > 1 ? detail::pack_for_chain(model) : nullptr;
+  const auto packed = n_steps > 1 ? detail::pack_layer(model, n_threads) : nullptr;
   std::vector<T> hidden_means(static_cast<std::size_t>(n_rows * model.n_hidden));
   std::vector<T> hidden(hidden_means.size());
   std::vector<T> scratch_means;
@@ -263,11 +264,7 @@ index_t train_epoch(const RBMView<T>& model, const TrainState<T>& state, const T
   // Measured on a 784-500 RBM, 2 threads (benchmarks/bench_rbm.py): batch 100 0.27 → 0.21 s per
   // epoch, batch 10 0.61–0.64 → 0.45–0.60 s; below 8 rows the packing costs more than it saves.
   constexpr index_t min_packed_batch = 8;
-  std::unique_ptr<PackedLayer> packed;
-  if constexpr (std::is_same_v<T, float>) {
-    if (batch_size >= min_packed_batch && packed_products_available() && H * V <= (index_t{1} << 26))
-      packed = std::make_unique<PackedLayer>(model.weights, H, V, threads);
-  }
+  const auto packed = batch_size >= min_packed_batch ? detail::pack_layer(view, threads) : nullptr;
 
   const bool plain_update = config.momentum == 0.0 && config.weight_decay == 0.0;
   const index_t n_batches = (n_samples + batch_size - 1) / batch_size;
